@@ -1,0 +1,11 @@
+"""A grader for JAX/Flax coding exercises: runs a learner's file in isolation, compares it with a
+reference on seeded cases, and explains what is wrong.
+
+Stages, in the one direction imports go: ``cli`` -> ``grading`` -> (``exercise``, ``cases``, ``source``,
+``sandbox``, ``reference``, ``judge``, ``compare``, ``diagnose``) -> ``schema``. Renderers in ``render``
+read a finished ``schema.Report`` and nothing else.
+"""
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,108 @@
+"""Concrete, seeded cases built from an exercise spec: the exact arguments every run receives."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from grader.exercise import ArrayFill, Exercise, InputValue, Parameter
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call of the entry point: its arguments in order, and how it counts."""
+
+    id: str
+    title: str
+    args: tuple[object, ...]
+    params: tuple[Parameter, ...]
+    weight: float
+    hidden: bool
+
+    def inputs_brief(self) -> dict[str, str]:
+        return {p.name: describe_value(v) for p, v in zip(self.params, self.args, strict=True)}
+
+
+def _fill_array(fill: ArrayFill, dtype: str) -> np.ndarray:
+    shape = tuple(fill.shape)
+    rng = np.random.default_rng(fill.seed)
+    pattern = {
+        "ones": lambda: np.ones(shape),
+        "zeros": lambda: np.zeros(shape),
+        "full": lambda: np.full(shape, fill.value),
+        "arange": lambda: np.arange(int(np.prod(shape))).reshape(shape),
+        "normal": lambda: rng.standard_normal(shape),
+        "uniform": lambda: rng.uniform(0.0, 1.0, shape),
+    }[fill.fill]()
+    return (pattern * fill.scale + fill.offset).astype(dtype)
+
+
+def make_value(raw: InputValue, param: Parameter) -> object:
+    """Turns a spec's input (a literal or a fill recipe) into the value the parameter's type asks for."""
+    if param.type == "array":
+        assert param.dtype is not None  # the spec model requires it
+        if isinstance(raw, ArrayFill):
+            return _fill_array(raw, param.dtype)
+        return np.atleast_1d(np.asarray(raw, dtype=param.dtype))
+    if isinstance(raw, (list, ArrayFill)):
+        raise ValueError(f"parameter {param.name!r} is a {param.type}, not an array")
+    return {"float": float, "int": int, "bool": bool}[param.type](raw)
+
+
+def build_cases(exercise: Exercise) -> list[Case]:
+    """Every case of the exercise, expanded over the spec's ``expand`` parameters, in spec order."""
+    spec = exercise.spec
+    params = tuple(spec.entry_point.parameters)
+    cases: list[Case] = []
+    for case_spec in spec.cases:
+        variants: list[tuple[str, dict[str, InputValue]]] = [("", dict(case_spec.inputs))]
+        for name, expansion in spec.expand.items():
+            variants = [
+                (f"{suffix}/{label}", {**inputs, name: value})
+                for suffix, inputs in variants
+                for value, label in zip(expansion.values, expansion.labels, strict=True)
+            ]
+        for suffix, inputs in variants:
+            args = tuple(make_value(inputs[p.name], p) for p in params)
+            cases.append(
+                Case(
+                    id=case_spec.id + suffix,
+                    title=case_spec.title,
+                    args=args,
+                    params=params,
+                    weight=case_spec.weight,
+                    hidden=case_spec.hidden,
+                )
+            )
+    return cases
+
+
+def describe_value(value: object) -> str:
+    """A short, human description of an argument: ``0.0``, ``f32[4] ones``, ``f32[64] ~N(0, 1.0e+04)``."""
+    if not isinstance(value, np.ndarray):
+        return repr(value)
+    short = {"float32": "f32", "float64": "f64", "int32": "i32", "int64": "i64", "bool": "bool"}
+    head = f"{short.get(value.dtype.name, value.dtype.name)}[{','.join(map(str, value.shape))}]"
+    if value.size == 0:
+        return head
+    if value.size <= 4:
+        return f"{head} {np.array2string(value.reshape(-1), precision=3, separator=', ')}"
+    if np.all(value == value.flat[0]):
+        return f"{head} all {value.flat[0]:g}"
+    return f"{head} in [{value.min():.3g}, {value.max():.3g}]"
+
+
+def cases_fingerprint(cases: list[Case]) -> str:
+    """A digest of every argument of every case, for keying cached reference outputs."""
+    digest = hashlib.sha256()
+    for case in cases:
+        digest.update(case.id.encode())
+        for value in case.args:
+            if isinstance(value, np.ndarray):
+                digest.update(f"{value.dtype.str}{value.shape}".encode())
+                digest.update(np.ascontiguousarray(value).tobytes())
+            else:
+                digest.update(repr((type(value).__name__, value)).encode())
+    return digest.hexdigest()

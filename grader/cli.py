@@ -1,0 +1,163 @@
+"""The ``grader`` command. The only place that turns exceptions into messages and exit codes.
+
+Exit codes (a promise to CI users): 0 every case passed; 1 the submission was graded and did not pass
+(status ``failed`` or ``error``); 2 usage error; 3 a fault of the grader itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from grader.errors import GraderError, UsageError
+
+EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_FAULT = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="grader",
+    help="Grade JAX/Flax exercise submissions: isolated runs, seeded cases, feedback that names the mistake.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Format(str, Enum):
+    rich = "rich"
+    json = "json"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"grader: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _fault(exc: BaseException) -> typer.Exit:
+    if os.environ.get("GRADER_DEBUG"):
+        traceback.print_exception(exc)
+    return _fail(f"internal error: {type(exc).__name__}: {exc} (set GRADER_DEBUG=1 for the traceback)", EXIT_FAULT)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        temp = output.with_name(f".{output.name}.tmp")
+        temp.write_text(text, encoding="utf-8")
+        temp.replace(output)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+
+@app.command()
+def grade(
+    path: Annotated[Path, typer.Argument(help="The submission: a Python file.", show_default=False)],
+    exercise: Annotated[
+        str | None, typer.Option("--exercise", "-e", help="Exercise id; by default found from the entry point.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="rich: for people; json: the report.")] = Format.rich,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write any cache.")] = False,
+    color: Annotated[
+        bool | None, typer.Option("--color/--no-color", help="Force color on or off (default: on a terminal).")
+    ] = None,
+) -> None:
+    """Grade one submission file and report the verdict."""
+    from grader.grading import GradeOptions, grade_file
+
+    try:
+        options = GradeOptions(cache_dir=None) if no_cache else GradeOptions()
+        report = grade_file(path, exercise_id=exercise, options=options)
+        if fmt is Format.json:
+            from grader.render.json import render_json
+
+            _write(render_json(report), output)
+        else:
+            _print_rich(report, output, color)
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from exc
+    except GraderError as exc:
+        raise _fail(str(exc), EXIT_FAULT) from exc
+    except KeyboardInterrupt:
+        raise _fail("interrupted", 130) from None
+    except Exception as exc:  # noqa: BLE001 - any other exception is a bug in the grader
+        raise _fault(exc) from exc
+    raise typer.Exit(EXIT_PASSED if report.passed else EXIT_NOT_PASSED)
+
+
+def _print_rich(report, output: Path | None, color: bool | None) -> None:  # noqa: ANN001
+    from grader.render.terminal import make_console, render_report
+
+    if output is None:
+        render_report(report, make_console(color=color))
+        return
+    import io
+
+    buffer = io.StringIO()
+    render_report(report, make_console(color=bool(color), file=buffer, width=100))
+    _write(buffer.getvalue(), output)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the report that --format json writes."""
+    from grader.schema import report_json_schema
+
+    typer.echo(json.dumps(report_json_schema(), indent=2))
+
+
+@app.command()
+def exercises(
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="rich: a table; json: a list.")] = Format.rich,
+) -> None:
+    """List the exercises that can be graded."""
+    from grader.exercise import discover_exercises
+
+    try:
+        found = discover_exercises()
+    except GraderError as exc:
+        raise _fail(str(exc), EXIT_FAULT) from exc
+    if fmt is Format.json:
+        rows = [{"id": e.id, "title": e.spec.title, "entry_point": e.spec.entry_point.signature}
+                for e in found.values()]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    from grader.render.terminal import make_console
+
+    table = Table("id", "title", "entry point", title="Exercises")
+    for ex in found.values():
+        table.add_row(ex.id, ex.spec.title, ex.spec.entry_point.signature)
+    make_console().print(table)
+
+
+@app.command()
+def show(exercise_id: Annotated[str, typer.Argument(metavar="ID", help="Exercise id, see `grader exercises`.")]) -> None:
+    """Show an exercise: the prompt, the function to write, and how it is graded."""
+    from grader.exercise import get_exercise
+    from grader.render.exercise import render_exercise
+    from grader.render.terminal import make_console
+
+    try:
+        found = get_exercise(exercise_id)
+        render_exercise(found, make_console())
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from exc
+    except GraderError as exc:
+        raise _fail(str(exc), EXIT_FAULT) from exc
+
+
+def main() -> None:
+    """Console-script entry point: click's own usage errors exit with 2 as well."""
+    app()

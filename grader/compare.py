@@ -1,0 +1,133 @@
+"""Comparing one output with its expected value: a pure function from two arrays to a ``Comparison``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from grader.schema import Comparison, ElementRow, Number
+
+WORST = 5
+SHOW_ALL_UP_TO = 16
+HEAD, TAIL = 3, 2
+
+
+def as_number(value: float) -> Number:
+    """A float for a report: JSON has no NaN or infinity, so those are named."""
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _errors(actual: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(all="ignore"):
+        abs_err = np.abs(actual - expected)
+        rel_err = np.where(expected != 0, abs_err / np.abs(expected), np.where(abs_err == 0, 0.0, np.inf))
+    return abs_err, rel_err
+
+
+def _worst_indices(abs_err: np.ndarray, bad: np.ndarray) -> list[int]:
+    """Flat indices of the mismatched elements with the largest errors, NaN errors first."""
+    bad_idx = np.flatnonzero(bad)
+    if bad_idx.size == 0:
+        return []
+    keys = np.where(np.isnan(abs_err[bad_idx]), np.inf, abs_err[bad_idx])
+    order = np.argsort(-keys, kind="stable")[:WORST]
+    return [int(i) for i in bad_idx[order]]
+
+
+def _row_indices(size: int, worst: list[int]) -> list[int]:
+    if size <= SHOW_ALL_UP_TO:
+        return list(range(size))
+    chosen = set(range(HEAD)) | set(range(size - TAIL, size))
+    for i in worst:
+        chosen.update(j for j in (i - 1, i, i + 1) if 0 <= j < size)
+    return sorted(chosen)
+
+
+def _rows(actual: np.ndarray, expected: np.ndarray, abs_err: np.ndarray, rel_err: np.ndarray, bad: np.ndarray,
+          indices: list[int]) -> list[ElementRow]:
+    return [
+        ElementRow(
+            index=i,
+            expected=as_number(expected[i]),
+            actual=as_number(actual[i]),
+            abs_error=as_number(abs_err[i]),
+            rel_error=as_number(rel_err[i]),
+            ok=not bool(bad[i]),
+        )
+        for i in indices
+    ]
+
+
+def compare_arrays(actual: np.ndarray, expected: np.ndarray, *, rtol: float, atol: float,
+                   actual_type: str | None = None) -> Comparison:
+    """Compares shape, dtype and values (``|a - e| <= atol + rtol * |e|``, NaN equal only to NaN)."""
+    base = {
+        "expected_shape": list(expected.shape),
+        "actual_shape": list(actual.shape),
+        "expected_dtype": expected.dtype.name,
+        "actual_dtype": actual.dtype.name,
+        "actual_type": actual_type,
+        "rtol": rtol,
+        "atol": atol,
+    }
+    if actual.shape != expected.shape:
+        return Comparison(
+            ok=False,
+            kind="shape-mismatch",
+            message=f"expected shape {tuple(expected.shape)}, got {tuple(actual.shape)}",
+            **base,
+        )
+    exp = expected.astype(np.complex128 if expected.dtype.kind == "c" else np.float64).reshape(-1)
+    act = actual.astype(np.complex128 if actual.dtype.kind == "c" else np.float64).reshape(-1)
+    abs_err, rel_err = _errors(act, exp)
+    bad = ~np.isclose(act, exp, rtol=rtol, atol=atol, equal_nan=True)
+    worst = _worst_indices(abs_err, bad)
+    finite = np.isfinite(abs_err)
+    stats = {
+        "n_elements": int(exp.size),
+        "n_mismatched": int(bad.sum()),
+        "max_abs_error": as_number(abs_err[finite].max()) if finite.any() else None,
+        "max_rel_error": as_number(rel_err[finite].max()) if finite.any() else None,
+        "nan_count": int(np.isnan(act).sum()),
+        "inf_count": int(np.isinf(act).sum()),
+        "worst": worst,
+        "rows": _rows(act.real if act.dtype.kind != "c" else np.abs(act), exp.real if exp.dtype.kind != "c"
+                      else np.abs(exp), abs_err, rel_err, bad, _row_indices(exp.size, worst)),
+    }
+    if bad.any():
+        return Comparison(ok=False, kind="values-mismatch", message=_values_message(stats, abs_err, rtol, atol),
+                          **base, **stats)
+    if actual.dtype != expected.dtype:
+        return Comparison(
+            ok=False,
+            kind="dtype-mismatch",
+            message=f"values match, but the dtype is {actual.dtype.name} instead of {expected.dtype.name}",
+            **base,
+            **stats,
+        )
+    return Comparison(ok=True, kind="match", message="matches", **base, **stats)
+
+
+def _values_message(stats: dict, abs_err: np.ndarray, rtol: float, atol: float) -> str:
+    n_bad, n = stats["n_mismatched"], stats["n_elements"]
+    parts = [f"{n_bad} of {n} element{'s' if n != 1 else ''} differ{'s' if n_bad == 1 else ''}"]
+    worst = stats["worst"][0]
+    err = abs_err[worst]
+    if np.isnan(err):
+        parts.append(f"index {worst} is NaN")
+    else:
+        parts.append(f"max abs error {err:.2e} at index {worst} exceeds atol={atol:g} + rtol={rtol:g}·|expected|")
+    if stats["nan_count"] or stats["inf_count"]:
+        parts.append(f"the output holds {stats['nan_count']} NaN and {stats['inf_count']} Inf")
+    return "; ".join(parts)
+
+
+def describe_wrong_type(type_name: str, text: str) -> str:
+    """The message for an output that is not an array at all."""
+    return f"expected an array, got {type_name}: {text[:120]}"

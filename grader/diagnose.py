@@ -1,0 +1,234 @@
+"""Findings about a submission as a whole, each with a stable code, drawn from its case results and run.
+
+Codes (documented in the README): syntax-error, import-error, missing-entry-point, exception, exited,
+timeout, crashed, output-limit, protocol-error, wrong-type, shape-mismatch, dtype-mismatch, non-finite,
+values-mismatch. A finding is made only from evidence: the outputs, the way the child ended, or the
+parse of the source.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import defaultdict
+
+from grader.judge import error_info, sanitize
+from grader.sandbox.process import ChildRun
+from grader.schema import CaseResult, Diagnosis, SourceLine
+from grader.source import Source, closest_name
+
+MAX_LISTED = 6
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _case_list(ids: list[str]) -> str:
+    shown = ", ".join(ids[:MAX_LISTED])
+    return shown + (f" and {len(ids) - MAX_LISTED} more" if len(ids) > MAX_LISTED else "")
+
+
+def _source_lines(source: Source, numbers: list[int]) -> list[SourceLine]:
+    seen: list[int] = []
+    for n in numbers:
+        if n not in seen and source.line(n):
+            seen.append(n)
+    return [SourceLine(line=n, text=source.line(n)) for n in seen[:5]]
+
+
+def syntax_diagnosis(source: Source) -> Diagnosis:
+    problem = source.problem
+    assert problem is not None
+    where = f"line {problem.line}" if problem.line else "the file"
+    lines = _source_lines(source, [problem.line] if problem.line else [])
+    caret = ""
+    if problem.line and problem.offset and lines:
+        caret = "\n" + lines[0].text + "\n" + " " * max(problem.offset - 1, 0) + "^"
+    return Diagnosis(
+        code="syntax-error",
+        message=f"Python cannot read {where}: {problem.message}.{caret}",
+        hint="Fix the syntax at the line shown; the caret marks where Python gave up.",
+        evidence="the file does not parse",
+        lines=lines,
+    )
+
+
+def _signal_story(number: int | None) -> str:
+    if number == signal.SIGXCPU:
+        return "it used up its CPU time limit"
+    if number == signal.SIGKILL:
+        return "it was killed (SIGKILL), most often for using too much memory"
+    if number == signal.SIGABRT:
+        return "it aborted (SIGABRT), often because memory ran out inside XLA"
+    if number == signal.SIGSEGV:
+        return "it crashed with a segmentation fault (SIGSEGV)"
+    return f"it was killed by signal {number}"
+
+
+def ending_reason(run: ChildRun) -> str:
+    """Why a run stopped before its last case, in words for a case's message."""
+    where = {"start": "while starting", "import": "while importing the submission", "finish": "after the last case"}
+    place = where.get(run.phase, f"in case {run.current_case}")
+    if run.ending == "timeout":
+        return f"timed out {place}: {run.detail}"
+    if run.ending == "crashed":
+        return f"the process died {place}: {_signal_story(run.signal)}"
+    if run.ending == "exited":
+        return f"the submission ended the process {place} (exit status {run.returncode})"
+    if run.ending == "output-limit":
+        return f"stopped {place}: {run.detail}"
+    if run.ending == "protocol-error":
+        return f"stopped {place}: the result channel was tampered with ({run.detail})"
+    return f"stopped {place}: {run.detail}"
+
+
+def _stray_evidence(run: ChildRun) -> str | None:
+    text = run.stray_stderr.decode("utf-8", "replace").strip()
+    return f"last output on stderr:\n{sanitize(text[-800:])}" if text else None
+
+
+def run_diagnosis(run: ChildRun, source: Source, entry_point: str) -> Diagnosis | None:
+    """The problem that kept some or all cases from running, if there was one."""
+    imported = run.imported
+    if imported is not None and imported.error is not None:
+        return _import_diagnosis(imported.error, source)
+    if imported is not None and not imported.entry_point_found and run.ending == "completed":
+        return _missing_entry_point(entry_point, imported.names, source)
+    if run.ending == "completed":
+        return None
+    code = {"harness-error": "crashed"}.get(run.ending, run.ending)
+    hints = {
+        "timeout": "Look for an endless loop or a very slow computation; each case has a time limit.",
+        "crashed": "Look for unbounded memory use or deep recursion.",
+        "exited": "Do not call sys.exit(), exit() or os._exit() in the submission: return the result instead.",
+        "output-limit": "Return only the array the exercise asks for.",
+    }
+    cases = [run.current_case] if run.current_case else []
+    return Diagnosis(code=code, message=ending_reason(run)[0].upper() + ending_reason(run)[1:] + ".",
+                     hint=hints.get(code), evidence=_stray_evidence(run), cases=cases)
+
+
+def _import_diagnosis(error, source: Source) -> Diagnosis:  # noqa: ANN001 - a WireError
+    info = error_info(error, str(source.path))
+    lines = _source_lines(source, [f.line for f in reversed(info.frames) if f.line])
+    if error.exit_code is not None:
+        return Diagnosis(
+            code="exited",
+            message=f"The submission called sys.exit({error.exit_code}) while it was being imported.",
+            hint="Remove the exit call: the grader imports the file and calls the function itself.",
+            evidence="SystemExit raised at import",
+            lines=lines,
+        )
+    at = f" (line {info.frames[-1].line})" if info.frames else ""
+    return Diagnosis(
+        code="import-error",
+        message=f"Importing the submission raised {info.type}{at}: {info.message}",
+        hint=_import_hint(info.type),
+        evidence="the exception was raised while the module body ran",
+        lines=lines,
+    )
+
+
+def _import_hint(type_name: str) -> str:
+    if type_name in ("ModuleNotFoundError", "ImportError"):
+        return "Import only jax, flax, numpy and the standard library; the grader provides nothing else."
+    return "Code at the top level runs when the file is imported: keep it to imports and definitions."
+
+
+def _missing_entry_point(entry_point: str, names: list[str], source: Source) -> Diagnosis:
+    defined = sorted(set(names) | {n for n in source.names if not n.startswith("_")})
+    near = closest_name(entry_point, defined)
+    listing = ", ".join(defined[:12]) if defined else "nothing callable"
+    message = f"The submission defines no function named {entry_point!r}. It defines: {listing}."
+    hint = (f"Did you mean {near!r}? Rename it to {entry_point!r}." if near
+            else f"Define a function named {entry_point!r} at the top level of the file.")
+    return Diagnosis(code="missing-entry-point", message=message, hint=hint,
+                     evidence="the name is absent from the imported module")
+
+
+def case_diagnoses(results: list[CaseResult], source: Source) -> list[Diagnosis]:
+    """Findings grouped over cases: each kind of failure once, with the cases that show it."""
+    found: list[Diagnosis] = []
+    found += _exception_diagnoses(results, source)
+    found += _comparison_diagnoses(results)
+    return found
+
+
+def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diagnosis]:
+    groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
+    for result in results:
+        if result.error is not None:
+            first = result.error.message.splitlines()[0] if result.error.message else ""
+            groups[(result.error.type, first)].append(result)
+    found = []
+    for (type_name, first), members in groups.items():
+        ids = [m.id for m in members]
+        frames = members[0].error.frames if members[0].error else []
+        lines = _source_lines(source, [f.line for f in reversed(frames) if f.line])
+        if type_name == "SystemExit":
+            found.append(Diagnosis(code="exited", message=f"{members[0].message} in {_plural(len(ids), 'case')}.",
+                                   hint="Return the result instead of exiting.", cases=ids, lines=lines,
+                                   evidence="SystemExit raised by the entry point"))
+            continue
+        raised_in = members[0].error.raised_in if members[0].error else None
+        origin = f" (from {raised_in})" if raised_in else ""
+        found.append(Diagnosis(
+            code="exception",
+            message=f"The function raised {type_name}{origin} in {_plural(len(ids), 'case')}: {first}",
+            hint="Read the traceback of the first failing case below; the lines shown are yours.",
+            evidence=f"cases {_case_list(ids)}",
+            cases=ids,
+            lines=lines,
+        ))
+    return found
+
+
+def _comparison_diagnoses(results: list[CaseResult]) -> list[Diagnosis]:
+    by_kind: dict[str, list[CaseResult]] = defaultdict(list)
+    for result in results:
+        if result.comparison is not None and not result.comparison.ok:
+            by_kind[result.comparison.kind].append(result)
+    found = []
+    if by_kind["wrong-type"]:
+        found.append(_grouped("wrong-type", by_kind["wrong-type"], "returned something other than an array",
+                              "Return the array itself: not a tuple, a dict of parameters, a list or None."))
+    shape_like = by_kind["shape-mismatch"] + by_kind["too-large"]
+    if shape_like:
+        found.append(_grouped("shape-mismatch", shape_like, "returned an array of the wrong shape",
+                              "The output must have the same shape as x: check Dense's features and any reshaping."))
+    if by_kind["dtype-mismatch"]:
+        found.append(_grouped("dtype-mismatch", by_kind["dtype-mismatch"], "returned the right values in another dtype",
+                              "Return the model's output as it is, without casting it."))
+    non_finite = [r for r in results if r.comparison and (r.comparison.nan_count or r.comparison.inf_count)]
+    if non_finite:
+        found.append(_grouped("non-finite", non_finite, "returned NaN or Inf values",
+                              "Look for a division by zero or an overflow."))
+    if by_kind["values-mismatch"]:
+        found.append(_values_diagnosis(by_kind["values-mismatch"]))
+    return found
+
+
+def _grouped(code: str, members: list[CaseResult], what: str, hint: str) -> Diagnosis:
+    ids = [m.id for m in members]
+    first = members[0]
+    detail = first.comparison.message if first.comparison else first.message
+    return Diagnosis(code=code, message=f"The function {what} in {_plural(len(ids), 'case')}: {detail}.",
+                     hint=hint, evidence=f"first seen in case {first.id}", cases=ids)
+
+
+def _values_diagnosis(members: list[CaseResult]) -> Diagnosis:
+    ids = [m.id for m in members]
+
+    def size(r: CaseResult) -> float:
+        err = r.comparison.max_abs_error if r.comparison else None
+        return err if isinstance(err, float) else float("inf")
+
+    worst = max(members, key=size)
+    return Diagnosis(
+        code="values-mismatch",
+        message=f"Values differ from the reference in {_plural(len(ids), 'case')}; the largest difference is in "
+                f"{worst.id}: {worst.comparison.message if worst.comparison else worst.message}.",
+        hint="Compare your steps with the exercise text: layer sizes, the keys given to init and apply, the flag.",
+        evidence=f"cases {_case_list(ids)}",
+        cases=ids,
+    )

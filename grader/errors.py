@@ -1,0 +1,27 @@
+"""Faults of the tool or of an exercise, as opposed to mistakes in a submission.
+
+A submission's mistakes are never exceptions: they become failed cases and diagnoses in the report.
+Everything here is a ``GraderError``; only the CLI turns these into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+
+class GraderError(Exception):
+    """Something is wrong with the grader, its configuration or an exercise: not the learner's doing."""
+
+
+class UsageError(GraderError):
+    """The command was asked for something that cannot be done: no such file, unknown exercise."""
+
+
+class SpecError(GraderError):
+    """An exercise spec is malformed. The message names the file and the field."""
+
+
+class ReferenceSolutionError(GraderError):
+    """The reference solution failed to produce the expected outputs."""
+
+
+class SandboxError(GraderError):
+    """A child process could not be started or supervised."""

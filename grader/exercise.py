@@ -1,0 +1,218 @@
+"""Exercise specs: one folder per exercise, holding ``exercise.toml`` and its prompt.
+
+Everything the engine knows about an exercise comes from here: the entry point and its parameters,
+where the reference lives, the cases, the tolerance, the limits and the hints. A second exercise is a
+new folder and a new reference file, never a change to the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from grader.errors import SpecError, UsageError
+
+SPEC_FILE = "exercise.toml"
+EXERCISES_ENV = "GRADER_EXERCISES"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Parameter(_Spec):
+    name: str
+    type: Literal["float", "int", "bool", "array"]
+    dtype: str | None = Field(default=None, description="For arrays: the numpy dtype name.")
+    array_type: Literal["jax", "numpy"] = "numpy"
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _array_needs_dtype(self) -> Parameter:
+        if self.type == "array" and not self.dtype:
+            raise ValueError(f"array parameter {self.name!r} needs a dtype")
+        return self
+
+
+class EntryPoint(_Spec):
+    name: str
+    parameters: list[Parameter]
+    returns: str = ""
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(p.name for p in self.parameters)})"
+
+
+class ArrayFill(_Spec):
+    """A generated array: a fill pattern, a shape, and for random fills a seed of its own."""
+
+    fill: Literal["ones", "zeros", "full", "arange", "normal", "uniform"]
+    shape: list[Annotated[int, Field(ge=0, le=1_000_000)]]
+    value: float = Field(default=1.0, description="For 'full': the constant.")
+    scale: float = Field(default=1.0, description="Multiplies the pattern.")
+    offset: float = Field(default=0.0, description="Added after scaling.")
+    seed: int = Field(default=0, description="For random fills: the numpy Generator seed.")
+
+
+InputValue = float | int | bool | list[float] | ArrayFill
+
+
+class CaseSpec(_Spec):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+    title: str
+    inputs: dict[str, InputValue]
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    hidden: bool = False
+
+
+class Expansion(_Spec):
+    """Runs every case once per value of one parameter (for example in train and in eval mode)."""
+
+    values: list[float | int | bool]
+    labels: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]]
+
+    @model_validator(mode="after")
+    def _one_label_per_value(self) -> Expansion:
+        if len(self.values) != len(self.labels) or not self.values:
+            raise ValueError("expansion needs as many labels as values, and at least one")
+        return self
+
+
+class Tolerance(_Spec):
+    rtol: Annotated[float, Field(ge=0)] = 1e-5
+    atol: Annotated[float, Field(ge=0)] = 1e-6
+
+
+class Limits(_Spec):
+    import_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    case_timeout_s: Annotated[float, Field(gt=0)] = 20.0
+    memory_mb: Annotated[int, Field(ge=256)] = 4096
+    capture_bytes: Annotated[int, Field(ge=256)] = 8192
+    max_output_elements: Annotated[int, Field(ge=1)] = 1_000_000
+
+
+class ExerciseSpec(_Spec):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    title: str
+    summary: str = ""
+    prompt: str = Field(description="Markdown file with the exercise text, relative to the spec.")
+    reference: str = Field(description="Python file with the reference solution, relative to the spec.")
+    entry_point: EntryPoint
+    preload: list[str] = Field(default_factory=list, description="Modules the child imports first.")
+    output_dtype: str | None = None
+    tolerance: Tolerance = Tolerance()
+    limits: Limits = Limits()
+    expand: dict[str, Expansion] = Field(default_factory=dict)
+    hints: list[str] = Field(default_factory=list)
+    cases: list[CaseSpec]
+
+    @model_validator(mode="after")
+    def _cases_fit_entry_point(self) -> ExerciseSpec:
+        params = [p.name for p in self.entry_point.parameters]
+        unknown = set(self.expand) - set(params)
+        if unknown:
+            raise ValueError(f"expand names unknown parameters: {sorted(unknown)}")
+        wanted = set(params) - set(self.expand)
+        seen: set[str] = set()
+        for case in self.cases:
+            if case.id in seen:
+                raise ValueError(f"case id {case.id!r} is used twice")
+            seen.add(case.id)
+            if set(case.inputs) != wanted:
+                raise ValueError(
+                    f"case {case.id!r} gives inputs {sorted(case.inputs)}, expected exactly {sorted(wanted)}"
+                )
+        if not self.cases:
+            raise ValueError("an exercise needs at least one case")
+        return self
+
+
+class Exercise(BaseModel):
+    """A loaded spec and the folder it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: ExerciseSpec
+    folder: Path
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def reference_path(self) -> Path:
+        return (self.folder / self.spec.reference).resolve()
+
+    @property
+    def prompt_path(self) -> Path:
+        return (self.folder / self.spec.prompt).resolve()
+
+    def prompt_text(self) -> str:
+        return self.prompt_path.read_text(encoding="utf-8")
+
+
+def _format_validation_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid exercise spec"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_exercise(folder: Path) -> Exercise:
+    """Reads and validates one exercise folder; a malformed spec raises ``SpecError`` naming file and field."""
+    path = folder / SPEC_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        spec = ExerciseSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(path, exc)) from exc
+    if spec.id != folder.name:
+        raise SpecError(f"{path}: id: {spec.id!r} differs from its folder name {folder.name!r}")
+    exercise = Exercise(spec=spec, folder=folder.resolve())
+    for field, target in (("prompt", exercise.prompt_path), ("reference", exercise.reference_path)):
+        if not target.is_file():
+            raise SpecError(f"{path}: {field}: file not found: {target}")
+    return exercise
+
+
+def exercise_roots() -> list[Path]:
+    """Folders that hold exercises: ``$GRADER_EXERCISES`` (os.pathsep-separated) or the bundled ones."""
+    configured = os.environ.get(EXERCISES_ENV)
+    if configured:
+        return [Path(p) for p in configured.split(os.pathsep) if p]
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "exercises", package / "_data" / "exercises"):
+        if candidate.is_dir():
+            return [candidate]
+    return []
+
+
+def discover_exercises(roots: list[Path] | None = None) -> dict[str, Exercise]:
+    """Every exercise under the roots, by id. A malformed spec is an error, not a silent omission."""
+    found: dict[str, Exercise] = {}
+    for root in exercise_roots() if roots is None else roots:
+        for folder in sorted(p for p in root.iterdir() if (p / SPEC_FILE).is_file()):
+            exercise = load_exercise(folder)
+            if exercise.id in found:
+                raise SpecError(f"{folder}: exercise id {exercise.id!r} is defined twice")
+            found[exercise.id] = exercise
+    return found
+
+
+def get_exercise(exercise_id: str, roots: list[Path] | None = None) -> Exercise:
+    exercises = discover_exercises(roots)
+    if exercise_id not in exercises:
+        known = ", ".join(sorted(exercises)) or "none"
+        raise UsageError(f"unknown exercise {exercise_id!r} (known: {known})")
+    return exercises[exercise_id]

@@ -1,0 +1,220 @@
+"""Grading one submission file, end to end: the orchestration every front end calls.
+
+read the source -> pick the exercise -> build the cases -> run the submission (isolated child) and the
+reference (trusted child or cache) side by side -> judge each case -> diagnose -> ``Report``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import grader
+from grader.cases import Case, build_cases
+from grader.diagnose import case_diagnoses, ending_reason, run_diagnosis, syntax_diagnosis
+from grader.environment import describe_environment
+from grader.errors import GraderError, SandboxError, UsageError
+from grader.exercise import Exercise, discover_exercises
+from grader.judge import captured, judge_run
+from grader.reference import Expected, run_reference
+from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
+from grader.sandbox.protocol import encode_arg
+from grader.schema import CaseResult, Diagnosis, ExerciseInfo, Report, SubmissionInfo
+from grader.source import Source, read_source
+
+ISOLATION = "process"
+CACHE_ENV = "GRADER_CACHE_DIR"
+
+
+def default_cache_dir() -> Path | None:
+    """``$GRADER_CACHE_DIR`` (empty to disable), else ``$XDG_CACHE_HOME/grader``, else ``~/.cache/grader``."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured is not None:
+        return Path(configured) if configured else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "grader"
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    cache_dir: Path | None = field(default_factory=default_cache_dir)
+
+
+def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[str, Exercise]) -> Exercise:
+    """The exercise named, or else the one whose entry point the file defines."""
+    if exercise_id is not None:
+        if exercise_id not in exercises:
+            known = ", ".join(sorted(exercises)) or "none"
+            raise UsageError(f"unknown exercise {exercise_id!r} (known: {known})")
+        return exercises[exercise_id]
+    if not exercises:
+        raise UsageError("no exercises are installed")
+    names = source.names or _names_by_text(source.text, exercises)
+    matches = [e for e in exercises.values() if e.spec.entry_point.name in names]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches and len(exercises) == 1:
+        return next(iter(exercises.values()))  # graded anyway: the report names the missing function
+    listing = ", ".join(f"{e.id} ({e.spec.entry_point.name})" for e in (matches or exercises.values()))
+    if matches:
+        raise UsageError(f"{source.path} defines the entry points of several exercises: {listing}; "
+                         "choose one with --exercise")
+    raise UsageError(f"{source.path} defines no known entry point; exercises: {listing}; choose one with --exercise")
+
+
+def _names_by_text(text: str, exercises: dict[str, Exercise]) -> frozenset[str]:
+    """For a file that does not parse: entry points that appear after 'def '."""
+    return frozenset(e.spec.entry_point.name for e in exercises.values() if f"def {e.spec.entry_point.name}" in text)
+
+
+def _wire_cases(exercise: Exercise, cases: list[Case]) -> list[dict]:
+    params = exercise.spec.entry_point.parameters
+    return [
+        {"id": c.id, "args": [encode_arg(v, array_type=p.array_type) for p, v in zip(params, c.args, strict=True)]}
+        for c in cases
+    ]
+
+
+def _compile_cache_env(cache_dir: Path | None, name: str) -> dict[str, str]:
+    if cache_dir is None:
+        return {}
+    return {
+        "JAX_COMPILATION_CACHE_DIR": str(cache_dir / name),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+    }
+
+
+def _hidden_paths(exercise: Exercise) -> list[str]:
+    """Folders kept off the submission's import path: the exercises, the reference, a source checkout."""
+    hidden = [str(exercise.folder.parent), str(exercise.reference_path.parent)]
+    package_parent = Path(grader.__file__).resolve().parent.parent
+    if package_parent.name not in ("site-packages", "dist-packages"):
+        hidden.append(str(package_parent))
+    return hidden
+
+
+def _limits(exercise: Exercise) -> ChildLimits:
+    spec = exercise.spec.limits
+    return ChildLimits(import_timeout_s=spec.import_timeout_s, case_timeout_s=spec.case_timeout_s,
+                       memory_mb=spec.memory_mb, capture_bytes=spec.capture_bytes,
+                       max_output_elements=spec.max_output_elements)
+
+
+class _BackgroundChild:
+    """Runs a child in a thread, so the reference can run meanwhile; ``cancel`` stops it early."""
+
+    def __init__(self, job: ChildJob, limits: ChildLimits) -> None:
+        self.cancel = threading.Event()
+        self._run: ChildRun | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._target, args=(job, limits), daemon=True)
+        self._thread.start()
+
+    def _target(self, job: ChildJob, limits: ChildLimits) -> None:
+        try:
+            self._run = run_child(job, limits, cancel=self.cancel)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            self._error = exc
+
+    def join(self) -> ChildRun:
+        try:
+            self._thread.join()
+        except BaseException:  # Ctrl-C while waiting: stop the child before leaving
+            self.cancel.set()
+            self._thread.join()
+            raise
+        if self._error is not None:
+            raise self._error
+        assert self._run is not None
+        return self._run
+
+
+def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOptions | None = None) -> Report:
+    """Grades one submission file and returns the finished report. Raises only ``GraderError``."""
+    options = options or GradeOptions()
+    started = time.monotonic()
+    source = read_source(path)
+    exercise = resolve_exercise(source, exercise_id, discover_exercises())
+    cases = build_cases(exercise)
+    if source.problem is not None:
+        results = [_skipped(c, "the file does not parse") for c in cases]
+        return _report(exercise, source, results, [syntax_diagnosis(source)], backend=None, cache="off",
+                       started=started, import_output=None)
+    wire = _wire_cases(exercise, cases)
+    job = ChildJob(source=source.text, filename=str(source.path), entry_point=exercise.spec.entry_point.name,
+                   cases=wire, preload=list(exercise.spec.preload), hidden_paths=_hidden_paths(exercise),
+                   env=_compile_cache_env(options.cache_dir, "xla"))
+    submission = _BackgroundChild(job, _limits(exercise))
+    try:
+        expected = run_reference(exercise, cases, wire, env=_compile_cache_env(options.cache_dir, "xla-reference"),
+                                 cache_dir=options.cache_dir)
+    except BaseException:
+        submission.cancel.set()
+        submission.join()
+        raise
+    run = submission.join()
+    return _judge_and_report(exercise, source, cases, run, expected, started)
+
+
+def _judge_and_report(exercise: Exercise, source: Source, cases: list[Case], run: ChildRun, expected: Expected,
+                      started: float) -> Report:
+    if run.hello is not None and run.hello.preload_error is not None:
+        error = run.hello.preload_error
+        raise SandboxError(f"the child could not import {exercise.spec.preload}: {error.type}: {error.message}")
+    if run.ending == "harness-error":
+        raise SandboxError(f"the grading harness failed: {run.stray_stderr.decode('utf-8', 'replace')[-1500:]}")
+    problem = run_diagnosis(run, source, exercise.spec.entry_point.name)
+    reason = problem.message.rstrip(".") if problem else ending_reason(run)
+    tol = exercise.spec.tolerance
+    results = judge_run(cases, run, expected.outputs, rtol=tol.rtol, atol=tol.atol, learner_file=str(source.path),
+                        reason=reason[0].lower() + reason[1:])
+    diagnoses = ([problem] if problem else []) + case_diagnoses(results, source)
+    import_output = captured(run.imported.stdout, run.imported.stderr) if run.imported else None
+    return _report(exercise, source, results, diagnoses, backend=expected.backend, cache=expected.cache,
+                   started=started, import_output=import_output)
+
+
+def _skipped(case: Case, reason: str) -> CaseResult:
+    return CaseResult(id=case.id, title=case.title, status="skipped", hidden=case.hidden, weight=case.weight,
+                      score=0.0, inputs=case.inputs_brief(), message=f"not run: {reason}")
+
+
+def _summary(results: list[CaseResult], diagnoses: list[Diagnosis], score: float, max_score: float) -> tuple[str, str]:
+    graded = [r for r in results if r.status in ("passed", "failed") or r.error is not None]
+    passed = sum(r.status == "passed" for r in results)
+    if not graded:
+        first = diagnoses[0].message if diagnoses else "nothing could be graded"
+        return "error", f"Could not grade the submission: {first}"
+    if passed == len(results):
+        return "passed", f"All {len(results)} cases passed."
+    return "failed", f"{passed} of {len(results)} cases passed (score {score:g} of {max_score:g})."
+
+
+def _report(exercise: Exercise, source: Source, results: list[CaseResult], diagnoses: list[Diagnosis], *,
+            backend: str | None, cache: str, started: float, import_output) -> Report:  # noqa: ANN001
+    score = float(np.sum([r.score for r in results]))
+    max_score = float(np.sum([r.weight for r in results]))
+    status, message = _summary(results, diagnoses, score, max_score)
+    extra = {"output": import_output} if import_output is not None else {}
+    return Report(
+        exercise=ExerciseInfo(id=exercise.id, title=exercise.spec.title, entry_point=exercise.spec.entry_point.name),
+        submission=SubmissionInfo(path=str(source.path), sha256=source.sha256),
+        status=status,  # type: ignore[arg-type]
+        score=score,
+        max_score=max_score,
+        message=message,
+        cases=results,
+        diagnoses=diagnoses,
+        environment=describe_environment(backend=backend, isolation=ISOLATION, reference_cache=cache),
+        duration_s=round(time.monotonic() - started, 3),
+        **extra,
+    )
+
+
+__all__ = ["GradeOptions", "GraderError", "grade_file", "resolve_exercise"]

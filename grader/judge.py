@@ -1,0 +1,116 @@
+"""Turning what a submission's child reported into one ``CaseResult`` per case, in the grader's process."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from grader.cases import Case
+from grader.compare import compare_arrays, describe_wrong_type
+from grader.schema import CapturedOutput, CapturedText, CaseResult, Comparison, ErrorInfo, Frame
+from grader.sandbox.process import ChildRun
+from grader.sandbox.protocol import ArrayValue, ObjectValue, Result, WireCapture, WireError
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+MAX_ELEMENTS = 10_000_000
+
+
+def sanitize(text: str) -> str:
+    """Escapes control characters (terminal escape sequences included) so output is shown, not obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def captured(stdout: WireCapture, stderr: WireCapture) -> CapturedOutput:
+    return CapturedOutput(
+        stdout=CapturedText(text=sanitize(stdout.text), size=stdout.size, truncated=stdout.truncated),
+        stderr=CapturedText(text=sanitize(stderr.text), size=stderr.size, truncated=stderr.truncated),
+    )
+
+
+def error_info(error: WireError, learner_file: str) -> ErrorInfo:
+    """The exception with only the learner's own frames; the library it surfaced from is named apart."""
+    frames = [
+        Frame(file=f.file, line=f.line, function=sanitize(f.function), code=sanitize(f.code))
+        for f in error.frames
+        if f.file == learner_file
+    ]
+    raised_in = None
+    if error.frames and error.frames[-1].file != learner_file:
+        raised_in = _short_library_path(error.frames[-1].file)
+    return ErrorInfo(type=sanitize(error.type), message=sanitize(error.message), frames=frames, raised_in=raised_in)
+
+
+def _short_library_path(path: str) -> str:
+    for marker in ("site-packages/", "dist-packages/", "lib/python"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path
+
+
+def _hide(case: Case, comparison: Comparison | None) -> Comparison | None:
+    if comparison is None or not case.hidden:
+        return comparison
+    return comparison.model_copy(update={"rows": [], "worst": []})
+
+
+def judge_result(case: Case, result: Result, expected: np.ndarray, *, rtol: float, atol: float,
+                 learner_file: str) -> CaseResult:
+    common = _common(case, output=captured(result.stdout, result.stderr), duration_s=result.duration_s)
+    if result.error is not None:
+        info = error_info(result.error, learner_file)
+        return CaseResult(status="error", score=0.0, message=_error_message(info, result.error), error=info, **common)
+    value = result.value
+    if isinstance(value, ArrayValue):
+        try:
+            actual = value.to_numpy(MAX_ELEMENTS)
+        except ValueError as exc:
+            comparison = _unusable(expected, rtol, atol, value.type, f"the returned array is unusable: {exc}")
+        else:
+            comparison = compare_arrays(actual, expected, rtol=rtol, atol=atol, actual_type=value.type)
+    elif isinstance(value, ObjectValue):
+        comparison = _unusable(expected, rtol, atol, value.type, describe_wrong_type(value.type, sanitize(value.repr)))
+    else:
+        assert value is not None
+        comparison = _unusable(expected, rtol, atol, value.type,
+                               f"the returned array is too large: shape {tuple(value.shape)}", kind="too-large")
+    status = "passed" if comparison.ok else "failed"
+    return CaseResult(status=status, score=case.weight if comparison.ok else 0.0, message=comparison.message,
+                      comparison=_hide(case, comparison), **common)
+
+
+def _unusable(expected: np.ndarray, rtol: float, atol: float, type_name: str, message: str,
+              kind: str = "wrong-type") -> Comparison:
+    return Comparison(ok=False, kind=kind, message=message, expected_shape=list(expected.shape),  # type: ignore[arg-type]
+                      expected_dtype=expected.dtype.name, actual_type=type_name, rtol=rtol, atol=atol)
+
+
+def _error_message(info: ErrorInfo, error: WireError) -> str:
+    if error.exit_code is not None:
+        return f"the submission called sys.exit({error.exit_code})"
+    first_line = info.message.splitlines()[0] if info.message else ""
+    return f"raised {info.type}: {first_line}"[:300]
+
+
+def _common(case: Case, **extra: object) -> dict:
+    inputs = {name: "hidden" for name in case.inputs_brief()} if case.hidden else case.inputs_brief()
+    return {"id": case.id, "title": case.title, "hidden": case.hidden, "weight": case.weight, "inputs": inputs,
+            **extra}
+
+
+def unfinished_case(case: Case, run: ChildRun, reason: str) -> CaseResult:
+    """A case without a result: the one the child died in is an error, the ones after it are skipped."""
+    if run.current_case == case.id:
+        return CaseResult(status="error", score=0.0, message=reason, **_common(case))
+    return CaseResult(status="skipped", score=0.0, message=f"not run: {reason}", **_common(case))
+
+
+def judge_run(cases: list[Case], run: ChildRun, expected: dict[str, np.ndarray], *, rtol: float, atol: float,
+              learner_file: str, reason: str) -> list[CaseResult]:
+    results = {r.case: r for r in run.results}
+    return [
+        judge_result(c, results[c.id], expected[c.id], rtol=rtol, atol=atol, learner_file=learner_file)
+        if c.id in results
+        else unfinished_case(c, run, reason)
+        for c in cases
+    ]

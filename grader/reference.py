@@ -1,0 +1,143 @@
+"""Expected outputs: the reference solution run in a trusted child of its own, cached on disk.
+
+A cached entry is keyed by everything the outputs depend on: the exercise spec, the reference's source,
+every case's arguments, the versions of Python, jax, jaxlib, flax, numpy and any backend plugin, and
+the JAX/XLA settings in the environment. Changing any of them misses the cache and runs the reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from grader.cases import Case, cases_fingerprint
+from grader.environment import numeric_fingerprint
+from grader.errors import ReferenceSolutionError
+from grader.exercise import Exercise
+from grader.sandbox.process import ChildJob, ChildLimits, run_child
+from grader.sandbox.protocol import ArrayValue
+
+CACHE_FORMAT = 1
+MAX_ELEMENTS = 50_000_000
+
+
+class _CacheEntry(BaseModel):
+    format: int
+    key: str
+    backend: str | None
+    outputs: dict[str, ArrayValue]
+
+
+@dataclass(frozen=True)
+class Expected:
+    outputs: dict[str, np.ndarray]
+    backend: str | None
+    cache: str  # "hit", "miss" or "off"
+
+
+def cache_key(exercise: Exercise, cases: list[Case]) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"format={CACHE_FORMAT}\n".encode())
+    digest.update(exercise.spec.model_dump_json().encode())
+    digest.update(exercise.reference_path.read_bytes())
+    digest.update(cases_fingerprint(cases).encode())
+    digest.update(json.dumps(numeric_fingerprint(), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _cache_file(cache_dir: Path, exercise: Exercise, key: str) -> Path:
+    return cache_dir / "reference" / f"{exercise.id}-{key[:40]}.json"
+
+
+def _load_cached(path: Path, key: str) -> Expected | None:
+    try:
+        entry = _CacheEntry.model_validate_json(path.read_bytes())
+        if entry.format != CACHE_FORMAT or entry.key != key:
+            return None
+        outputs = {case_id: value.to_numpy(MAX_ELEMENTS) for case_id, value in entry.outputs.items()}
+    except (OSError, ValidationError, ValueError):
+        return None  # absent, corrupt or stale: computed again
+    return Expected(outputs, entry.backend, "hit")
+
+
+def _store(path: Path, entry: _CacheEntry) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(entry.model_dump_json())
+        os.replace(temp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def reference_job(exercise: Exercise, wire_cases: list[dict], env: dict[str, str]) -> ChildJob:
+    path = exercise.reference_path
+    return ChildJob(
+        source=path.read_text(encoding="utf-8"),
+        filename=str(path),
+        entry_point=exercise.spec.entry_point.name,
+        cases=wire_cases,
+        preload=list(exercise.spec.preload),
+        env=env,
+    )
+
+
+def run_reference(exercise: Exercise, cases: list[Case], wire_cases: list[dict], *, env: dict[str, str],
+                  cache_dir: Path | None) -> Expected:
+    """The expected output of every case, from the cache when it holds them, else from a reference run."""
+    key = cache_key(exercise, cases) if cache_dir else ""
+    if cache_dir:
+        cached = _load_cached(_cache_file(cache_dir, exercise, key), key)
+        if cached is not None and set(cached.outputs) == {c.id for c in cases}:
+            return cached
+    limits = exercise.spec.limits
+    run = run_child(
+        reference_job(exercise, wire_cases, env),
+        ChildLimits(
+            import_timeout_s=max(limits.import_timeout_s, 120.0),
+            case_timeout_s=max(limits.case_timeout_s, 60.0),
+            memory_mb=max(limits.memory_mb, 8192),
+            capture_bytes=limits.capture_bytes,
+            max_output_elements=MAX_ELEMENTS,
+        ),
+    )
+    values = _check_reference_run(exercise, run, [c.id for c in cases])
+    backend = run.hello.backend if run.hello else None
+    if cache_dir:
+        _store(_cache_file(cache_dir, exercise, key), _CacheEntry(format=CACHE_FORMAT, key=key, backend=backend,
+                                                                   outputs=values))
+    outputs = {case_id: value.to_numpy(MAX_ELEMENTS) for case_id, value in values.items()}
+    return Expected(outputs, backend, "miss" if cache_dir else "off")
+
+
+def _check_reference_run(exercise: Exercise, run, case_ids: list[str]) -> dict[str, ArrayValue]:  # noqa: ANN001
+    where = f"reference of {exercise.id!r} ({exercise.reference_path})"
+    if run.hello and run.hello.preload_error:
+        error = run.hello.preload_error
+        raise ReferenceSolutionError(f"{where}: cannot import {exercise.spec.preload}: {error.type}: {error.message}")
+    if run.imported and run.imported.error:
+        error = run.imported.error
+        raise ReferenceSolutionError(f"{where}: failed to import: {error.type}: {error.message}")
+    if run.imported and not run.imported.entry_point_found:
+        raise ReferenceSolutionError(f"{where}: defines no {exercise.spec.entry_point.name!r}")
+    values: dict[str, ArrayValue] = {}
+    for result in run.results:
+        if result.error is not None:
+            raise ReferenceSolutionError(
+                f"{where}: case {result.case!r} raised {result.error.type}: {result.error.message}"
+            )
+        if not isinstance(result.value, ArrayValue):
+            raise ReferenceSolutionError(f"{where}: case {result.case!r} did not return an array")
+        values[result.case] = result.value
+    if list(values) != case_ids:
+        stderr = run.stray_stderr.decode("utf-8", "replace")[-2000:]
+        raise ReferenceSolutionError(f"{where}: the run ended early ({run.ending}: {run.detail})\n{stderr}")
+    return values

@@ -1,0 +1,1 @@
+"""Renderers: each reads a finished ``Report`` (or an exercise, for ``show``) and writes it out."""

@@ -1,0 +1,193 @@
+"""The report for people: a rich rendering of a finished ``Report``. It reads the report and nothing else."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from grader.schema import CapturedOutput, CaseResult, Comparison, Diagnosis, ElementRow, Number, Report
+
+STATUS_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold magenta", "skipped": "dim"}
+STATUS_MARK = {"passed": "✓", "failed": "✗", "error": "!", "skipped": "-"}
+MAX_DETAILED = 4
+MAX_OUTPUT_LINES = 12
+
+
+def _number(value: Number | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.upper() if value == "nan" else value
+    return f"{value:.6g}"
+
+
+def _header(report: Report) -> Panel:
+    env = report.environment
+    versions = " · ".join(
+        f"{name} {version}"
+        for name, version in (("Python", env.python), ("jax", env.jax), ("flax", env.flax))
+        if version
+    )
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("exercise", f"{escape(report.exercise.id)} · {escape(report.exercise.title)}")
+    grid.add_row("submission", escape(report.submission.path))
+    grid.add_row("environment", f"{versions} · backend {env.backend or '?'} · {env.isolation} isolation")
+    return Panel(grid, title="[bold]grader[/]", title_align="left", box=box.ROUNDED, expand=False)
+
+
+def _diagnosis(diagnosis: Diagnosis, source_path: str) -> Panel:
+    parts: list[RenderableType] = [Text(diagnosis.message)]
+    if diagnosis.lines:
+        first = diagnosis.lines[0].line
+        code = "\n".join(line.text for line in diagnosis.lines)
+        if [line.line for line in diagnosis.lines] == list(range(first, first + len(diagnosis.lines))):
+            parts.append(Syntax(code, "python", line_numbers=True, start_line=first, theme="ansi_dark"))
+        else:
+            for line in diagnosis.lines:
+                parts.append(Syntax(line.text, "python", line_numbers=True, start_line=line.line, theme="ansi_dark"))
+    if diagnosis.hint:
+        parts.append(Text.assemble(("hint: ", "bold cyan"), diagnosis.hint))
+    if diagnosis.evidence:
+        parts.append(Text.assemble(("evidence: ", "dim"), (diagnosis.evidence, "dim")))
+    return Panel(Group(*parts), title=f"[bold yellow]{escape(diagnosis.code)}[/]", title_align="left",
+                 border_style="yellow", subtitle=escape(source_path) if diagnosis.lines else None,
+                 subtitle_align="right")
+
+
+def _case_table(cases: list[CaseResult]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("", width=1)
+    table.add_column("case", style="bold", no_wrap=True)
+    table.add_column("inputs", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for case in cases:
+        style = STATUS_STYLE[case.status]
+        inputs = ", ".join(f"{k}={v}" for k, v in case.inputs.items())
+        table.add_row(Text(STATUS_MARK[case.status], style=style), case.id, Text(inputs, style="dim"),
+                      Text(case.status, style=style), "" if case.status == "passed" else Text(case.message))
+    return table
+
+
+def _rows_table(comparison: Comparison) -> Table:
+    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+    for name in ("index", "expected", "actual", "abs err"):
+        table.add_column(name, justify="right")
+    previous: int | None = None
+    for row in comparison.rows:
+        if previous is not None and row.index > previous + 1:
+            table.add_row("⋮", Text(f"{row.index - previous - 1} more", style="dim"), "", "")
+        table.add_row(*_row_cells(row))
+        previous = row.index
+    if previous is not None and previous + 1 < comparison.n_elements:
+        table.add_row("⋮", Text(f"{comparison.n_elements - previous - 1} more", style="dim"), "", "")
+    return table
+
+
+def _row_cells(row: ElementRow) -> tuple[Text, Text, Text, Text]:
+    bad = not row.ok
+    return (
+        Text(str(row.index), style="bold" if bad else "dim"),
+        Text(_number(row.expected), style="green" if bad else ""),
+        Text(_number(row.actual), style="bold red" if bad else ""),
+        Text(_number(row.abs_error) if bad else "", style="red"),
+    )
+
+
+def _captured(output: CapturedOutput, title: str) -> Panel | None:
+    if output.empty:
+        return None
+    parts: list[RenderableType] = []
+    for name, stream in (("stdout", output.stdout), ("stderr", output.stderr)):
+        if not stream.size:
+            continue
+        lines = stream.text.splitlines()
+        text = "\n".join(lines[:MAX_OUTPUT_LINES])
+        more = len(lines) > MAX_OUTPUT_LINES or stream.truncated
+        parts.append(Text.assemble((f"{name}:\n", "bold"), text,
+                                   (f"\n… {stream.size} bytes in all, truncated" if more else "", "dim")))
+    return Panel(Group(*parts), title=escape(title), title_align="left", border_style="dim")
+
+
+def _case_detail(case: CaseResult) -> RenderableType:
+    parts: list[RenderableType] = [Text(case.message)]
+    comparison = case.comparison
+    if comparison is not None and comparison.rows:
+        stats = f"{comparison.n_mismatched} of {comparison.n_elements} differ"
+        if isinstance(comparison.max_abs_error, float):
+            stats += f" · max abs error {comparison.max_abs_error:.3g}"
+        if isinstance(comparison.max_rel_error, float):
+            stats += f" · max rel error {comparison.max_rel_error:.3g}"
+        if comparison.nan_count or comparison.inf_count:
+            stats += f" · NaN {comparison.nan_count} · Inf {comparison.inf_count}"
+        parts += [Text(stats, style="dim"), _rows_table(comparison)]
+    elif comparison is not None and comparison.actual_shape is not None:
+        parts.append(Text(f"expected shape {tuple(comparison.expected_shape)} {comparison.expected_dtype}, "
+                          f"got {tuple(comparison.actual_shape)} {comparison.actual_dtype}", style="dim"))
+    if case.error is not None:
+        for frame in case.error.frames:
+            parts.append(Text.assemble((f"  line {frame.line}, in {frame.function}: ", "dim"), frame.code))
+        if case.error.raised_in:
+            parts.append(Text(f"  raised inside {case.error.raised_in}", style="dim"))
+    captured = _captured(case.output, "printed during this case")
+    if captured is not None:
+        parts.append(captured)
+    title = Text.assemble((f"{STATUS_MARK[case.status]} {case.id}", STATUS_STYLE[case.status]),
+                          (f"  {case.title}", "dim"))
+    return Panel(Group(*parts), title=title, title_align="left", border_style=STATUS_STYLE[case.status].split()[-1])
+
+
+def _summary(report: Report) -> Text:
+    style = STATUS_STYLE[report.status]
+    passed = sum(c.status == "passed" for c in report.cases)
+    return Text.assemble(
+        (f" {report.status.upper()} ", f"reverse {style}"),
+        f"  {passed}/{len(report.cases)} cases · score {report.score:g}/{report.max_score:g}"
+        f" · {report.duration_s:.1f} s\n",
+        (report.message, style),
+    )
+
+
+def render_report(report: Report, console: Console) -> None:
+    """Prints the report: header, diagnoses first, the cases, details of what failed, the summary."""
+    console.print(_header(report))
+    if report.diagnoses:
+        console.print(Text("What to fix", style="bold underline"))
+        for diagnosis in report.diagnoses:
+            console.print(_diagnosis(diagnosis, report.submission.path))
+    imported = _captured(report.output, "printed while the file was imported")
+    if imported is not None:
+        console.print(imported)
+    if report.cases:
+        console.print(_case_table(report.cases))
+    failing = [c for c in report.cases if c.status in ("failed", "error")]
+    for case in failing[:MAX_DETAILED]:
+        console.print(_case_detail(case))
+    if len(failing) > MAX_DETAILED:
+        console.print(Text(f"… and {len(failing) - MAX_DETAILED} more failing cases (see the table above, "
+                           "or --format json for all details)", style="dim"))
+    console.print(_summary(report))
+
+
+def make_console(*, color: bool | None = None, file=None, width: int | None = None) -> Console:  # noqa: ANN001
+    """A console that writes plain text (no escape codes) unless color is wanted and possible.
+
+    ``color=None`` decides from the stream and ``NO_COLOR``: color only on a terminal, never with NO_COLOR.
+    """
+    import os
+    import sys
+
+    stream = file or sys.stdout
+    if color is None:
+        color = "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+    if color:
+        return Console(file=stream, width=width, highlight=False)
+    return Console(file=stream, width=width or 100, force_terminal=False, no_color=True, highlight=False,
+                   color_system=None, emoji=False)

@@ -1,0 +1,319 @@
+"""The program that runs inside a child process: it imports one Python file and calls its entry point.
+
+It runs as ``python -I harness.py JOB_FD RESULT_FD`` and is deliberately self-contained (standard library
+and numpy at the top, the exercise's preloads such as jax later): it must not import the ``grader``
+package, whose folder is kept off the child's ``sys.path``.
+
+The job arrives as one JSON document on JOB_FD. Every message back is a frame on RESULT_FD: a 4-byte
+big-endian length, then that many bytes of UTF-8 JSON. Standard output and standard error are never
+part of the protocol; what the imported file prints is captured per phase and sent inside the messages.
+The grader treats everything it receives from here as untrusted and validates it
+(``grader.sandbox.protocol``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import linecache
+import os
+import signal
+import sys
+import time
+import traceback
+import types
+
+# Bound now: the imported file may replace module attributes later on.
+_dumps = json.dumps
+_b64encode = base64.b64encode
+_write = os.write
+_perf_counter = time.perf_counter
+
+MAX_FRAMES = 40
+MAX_TEXT = 4000
+
+
+def _send(fd: int, message: dict) -> None:
+    payload = _dumps(message, allow_nan=False).encode("utf-8")
+    data = len(payload).to_bytes(4, "big") + payload
+    while data:
+        written = _write(fd, data)
+        data = data[written:]
+
+
+def _read_job(fd: int) -> dict:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return json.loads(b"".join(chunks))
+
+
+def _safe_text(func, default: str = "") -> str:
+    """Calls ``str``/``repr`` on a foreign object without letting it break the harness."""
+    try:
+        text = func()
+        if not isinstance(text, str):
+            return default
+    except BaseException:  # noqa: BLE001 - foreign code may raise anything
+        return default
+    return text[:MAX_TEXT]
+
+
+def _type_name(obj: object) -> str:
+    cls = type(obj)
+    module = getattr(cls, "__module__", "") or ""
+    name = getattr(cls, "__qualname__", cls.__name__)
+    return name if module == "builtins" else f"{module}.{name}"
+
+
+def _describe_error(exc: BaseException) -> dict:
+    frames = []
+    for summary in traceback.extract_tb(exc.__traceback__)[-MAX_FRAMES:]:
+        frames.append(
+            {
+                "file": str(summary.filename),
+                "line": summary.lineno,
+                "function": str(summary.name),
+                "code": (summary.line or "")[:MAX_TEXT],
+            }
+        )
+    error = {
+        "type": _type_name(exc),
+        "message": _safe_text(lambda: str(exc)),
+        "frames": frames,
+    }
+    if isinstance(exc, SyntaxError):
+        error["lineno"] = exc.lineno if isinstance(exc.lineno, int) else None
+        error["offset"] = exc.offset if isinstance(exc.offset, int) else None
+        error["text"] = exc.text[:MAX_TEXT] if isinstance(exc.text, str) else None
+        error["message"] = _safe_text(lambda: str(exc.msg))
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        error["exit_code"] = code if isinstance(code, int) else (0 if code is None else 1)
+    return error
+
+
+class _Capture:
+    """Redirects file descriptors 1 and 2 into private files for the length of one phase."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._files = {}
+        self._saved = {}
+        for fd in (1, 2):
+            path = f"capture-{fd}"
+            self._files[fd] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+            os.unlink(path)
+            self._saved[fd] = os.dup(fd)
+
+    def __enter__(self) -> _Capture:
+        _flush_std()
+        for fd, file_fd in self._files.items():
+            os.ftruncate(file_fd, 0)
+            os.dup2(file_fd, fd)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _flush_std()
+        for fd, saved in self._saved.items():
+            os.dup2(saved, fd)
+
+    def collected(self) -> dict:
+        return {name: self._read(self._files[fd]) for name, fd in (("stdout", 1), ("stderr", 2))}
+
+    def _read(self, file_fd: int) -> dict:
+        size = os.fstat(file_fd).st_size
+        data = os.pread(file_fd, self.limit, 0)
+        return {
+            "text": data.decode("utf-8", "replace"),
+            "size": size,
+            "truncated": size > len(data),
+        }
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - a replaced stream may be anything
+            pass
+
+
+def _strip_sys_path(hidden: list[str]) -> None:
+    """Keeps the grader's and the reference's folders off the import path."""
+    hidden_real = [os.path.realpath(p) for p in hidden]
+    kept = []
+    for entry in sys.path:
+        real = os.path.realpath(entry or os.curdir)
+        if entry in ("", ".") or any(real == h or real.startswith(h + os.sep) for h in hidden_real):
+            continue
+        kept.append(entry)
+    sys.path[:] = kept
+
+
+def _preload(modules: list[str]) -> dict:
+    import importlib
+
+    versions = {}
+    for name in modules:
+        module = importlib.import_module(name)
+        version = getattr(module, "__version__", None)
+        if isinstance(version, str):
+            versions[name] = version
+    backend = None
+    if "jax" in sys.modules:
+        backend = sys.modules["jax"].default_backend()
+    return {"modules": versions, "backend": backend}
+
+
+def _apply_limits(limits: dict) -> None:
+    """Lowers soft and hard resource limits together, so the submission cannot raise them again."""
+    import resource
+
+    for name, value in limits.items():
+        which = getattr(resource, name, None)
+        if which is None:
+            continue
+        _, hard = resource.getrlimit(which)
+        value = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
+        resource.setrlimit(which, (value, value))
+
+
+def _decode_arg(spec: dict):
+    import numpy as np
+
+    kind = spec["type"]
+    if kind == "array":
+        raw = base64.b64decode(spec["data"])
+        array = np.frombuffer(raw, dtype=np.dtype(spec["dtype"])).reshape(spec["shape"]).copy()
+        if spec.get("array_type") == "jax":
+            import jax.numpy as jnp
+
+            return jnp.asarray(array)
+        return array
+    if kind == "float":
+        return float(spec["value"])
+    if kind == "int":
+        return int(spec["value"])
+    if kind == "bool":
+        return bool(spec["value"])
+    return spec["value"]
+
+
+_WIDENED = {"bfloat16": "float32", "float8_e4m3fn": "float32", "float8_e5m2": "float32"}
+
+
+def _encode_value(value: object, max_elements: int) -> dict:
+    import numpy as np
+
+    container = _type_name(value)
+    is_array_like = isinstance(value, (np.ndarray, np.generic)) or container.startswith(("jax", "jaxlib"))
+    if not is_array_like or not hasattr(value, "shape"):
+        return {"kind": "object", "type": container, "repr": _safe_text(lambda: repr(value))[:400]}
+    array = np.asarray(value)
+    if type(array) is not np.ndarray:
+        array = array.view(np.ndarray)
+    dtype_name = array.dtype.name
+    if array.dtype.kind not in "biufc":
+        if dtype_name not in _WIDENED:
+            return {"kind": "object", "type": container, "repr": f"array of dtype {dtype_name}"}
+        array = array.astype(_WIDENED[dtype_name])
+    shape = [int(n) for n in array.shape]
+    if array.size > max_elements:
+        return {"kind": "too-large", "type": container, "dtype": dtype_name, "shape": shape}
+    array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return {
+        "kind": "array",
+        "type": container,
+        "dtype": dtype_name,
+        "wire_dtype": array.dtype.str,
+        "shape": shape,
+        "data": _b64encode(array.tobytes()).decode("ascii"),
+    }
+
+
+def _import_submission(job: dict) -> types.ModuleType:
+    source, filename = job["source"], job["filename"]
+    module = types.ModuleType(job["module_name"])
+    module.__file__ = filename
+    sys.modules[module.__name__] = module
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    code = compile(source, filename, "exec", dont_inherit=True)
+    exec(code, module.__dict__)  # noqa: S102 - running the submission is the point of this process
+    return module
+
+
+def _callable_names(module: types.ModuleType) -> list[str]:
+    names = []
+    for name, value in list(vars(module).items()):
+        if not name.startswith("__") and callable(value):
+            names.append(str(name))
+    return sorted(names)[:200]
+
+
+def _run_case(case: dict, entry, capture: _Capture, max_elements: int) -> dict:
+    message = {"type": "result", "case": case["id"], "value": None, "error": None}
+    started = _perf_counter()
+    with capture:
+        try:
+            args = [_decode_arg(arg) for arg in case["args"]]
+            message["value"] = _encode_value(entry(*args), max_elements)
+        except BaseException as exc:  # noqa: BLE001 - the submission may raise anything
+            message["error"] = _describe_error(exc)
+    message["duration_s"] = _perf_counter() - started
+    message.update(capture.collected())
+    return message
+
+
+def main(argv: list[str]) -> None:
+    job = _read_job(int(argv[1]))
+    out = int(argv[2])
+    _apply_limits(job.get("rlimits", {}))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    _strip_sys_path(job.get("hidden_paths", []))
+    capture = _Capture(int(job["capture_limit"]))
+
+    with capture:
+        try:
+            hello = {"type": "hello", "python": sys.version.split()[0], **_preload(job.get("preload", []))}
+        except BaseException as exc:  # noqa: BLE001
+            hello = {"type": "hello", "python": sys.version.split()[0], "modules": {}, "backend": None,
+                     "preload_error": _describe_error(exc)}
+    _send(out, hello)
+    if hello.get("preload_error"):
+        _send(out, {"type": "done"})
+        return
+
+    entry = None
+    imported = {"type": "imported", "error": None, "names": [], "entry_point_found": False}
+    with capture:
+        try:
+            module = _import_submission(job)
+            imported["names"] = _callable_names(module)
+            entry = getattr(module, job["entry_point"], None)
+            imported["entry_point_found"] = callable(entry)
+        except BaseException as exc:  # noqa: BLE001
+            imported["error"] = _describe_error(exc)
+    imported.update(capture.collected())
+    _send(out, imported)
+
+    if imported["entry_point_found"]:
+        for case in job["cases"]:
+            _send(out, _run_case(case, entry, capture, int(job["max_output_elements"])))
+    _send(out, {"type": "done"})
+
+
+if __name__ == "__main__":
+    status = 0
+    try:
+        main(sys.argv)
+    except BaseException:  # noqa: BLE001 - a fault of the harness itself, told apart by the exit status
+        traceback.print_exc()
+        status = 70
+    _flush_std()
+    # Skips the submission's atexit hooks and interpreter teardown: the work is reported already.
+    os._exit(status)

@@ -1,0 +1,336 @@
+"""Starting a child that runs ``harness.py``, feeding it a job, and supervising it to the end.
+
+The child gets a throwaway working directory, a scrubbed environment, resource limits (applied by the
+harness before anything else runs), its own session and process group, and two dedicated pipes: the job
+in, frames out. Deadlines are per phase (start, import, each case), and every way a child can end is
+turned into a ``ChildRun`` with a named ending, never an exception or a wait without end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from grader.errors import SandboxError
+from grader.sandbox.protocol import Done, FrameReader, Hello, Imported, ProtocolError, Result, parse_message
+
+HARNESS = Path(__file__).with_name("harness.py")
+HARNESS_FAULT_STATUS = 70
+STRAY_OUTPUT_BYTES = 64 * 1024
+CHANNEL_BYTES = 256 * 1024 * 1024
+# Environment variables a child inherits: locale and the ones that choose JAX's backend and devices.
+INHERITED_PREFIXES = ("JAX_", "XLA_", "CUDA_", "NVIDIA_", "TPU_", "ROCR_", "HIP_")
+INHERITED_NAMES = ("LANG", "LC_ALL", "LD_LIBRARY_PATH", "PATH")
+
+Ending = Literal[
+    "completed", "timeout", "crashed", "exited", "protocol-error", "output-limit", "harness-error", "cancelled"
+]
+
+
+@dataclass(frozen=True)
+class ChildLimits:
+    import_timeout_s: float
+    case_timeout_s: float
+    memory_mb: int
+    capture_bytes: int
+    max_output_elements: int
+    file_size_mb: int = 64
+
+    def total_timeout_s(self, n_cases: int) -> float:
+        """The most a whole run may take: two import phases, every case, and a margin to finish."""
+        return 2 * self.import_timeout_s + n_cases * self.case_timeout_s + 5.0
+
+
+@dataclass(frozen=True)
+class ChildJob:
+    source: str
+    filename: str
+    entry_point: str
+    cases: list[dict]
+    preload: list[str] = field(default_factory=list)
+    hidden_paths: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ChildRun:
+    """Everything a child reported, and how it ended."""
+
+    hello: Hello | None = None
+    imported: Imported | None = None
+    results: list[Result] = field(default_factory=list)
+    ending: Ending = "completed"
+    phase: str = "start"
+    detail: str = ""
+    returncode: int | None = None
+    signal: int | None = None
+    elapsed_s: float = 0.0
+    stray_stdout: bytes = b""
+    stray_stderr: bytes = b""
+
+    @property
+    def current_case(self) -> str | None:
+        return self.phase.removeprefix("case:") if self.phase.startswith("case:") else None
+
+
+def child_environment(workdir: str, extra: dict[str, str]) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith(INHERITED_PREFIXES) or name in INHERITED_NAMES
+    }
+    env.update(
+        HOME=workdir,
+        TMPDIR=workdir,
+        PYTHONHASHSEED="0",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONIOENCODING="utf-8",
+        MALLOC_ARENA_MAX="1",
+        NO_COLOR="1",
+    )
+    env.setdefault("PATH", os.defpath)
+    env.update(extra)
+    return env
+
+
+class _Supervisor:
+    """Reads a running child's three pipes until it ends, enforcing the deadline of each phase."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], channel: int, job: ChildJob, limits: ChildLimits,
+                 cancel: threading.Event | None) -> None:
+        self.proc = proc
+        self.cancel = cancel
+        self.channel = channel
+        self.limits = limits
+        self.case_ids = [case["id"] for case in job.cases]
+        self.run = ChildRun()
+        self.reader = FrameReader()
+        self.channel_bytes = 0
+        self.done = False
+        self.started = time.monotonic()
+        self.phase_started = self.started
+        self.total_deadline = self.started + limits.total_timeout_s(len(self.case_ids))
+
+    def _phase_limit(self) -> float:
+        if self.run.phase in ("start", "import"):
+            return self.limits.import_timeout_s
+        return self.limits.case_timeout_s
+
+    def _advance(self, message: Hello | Imported | Result | Done) -> None:
+        run = self.run
+        if isinstance(message, Hello) and run.hello is None:
+            run.hello, run.phase = message, "import"
+        elif isinstance(message, Imported) and run.hello is not None and run.imported is None:
+            run.imported = message
+            run.phase = f"case:{self.case_ids[0]}" if message.entry_point_found and self.case_ids else "finish"
+        elif isinstance(message, Result) and run.current_case == message.case:
+            run.results.append(message)
+            index = len(run.results)
+            run.phase = f"case:{self.case_ids[index]}" if index < len(self.case_ids) else "finish"
+        elif isinstance(message, Done):
+            self.done = True
+        else:
+            raise ProtocolError(f"unexpected {message.type!r} message during phase {run.phase!r}")
+        self.phase_started = time.monotonic()
+
+    def _on_channel(self, data: bytes) -> None:
+        self.channel_bytes += len(data)
+        if self.channel_bytes > CHANNEL_BYTES:
+            raise _Stop("output-limit", f"the child sent more than {CHANNEL_BYTES} bytes of results")
+        for frame in self.reader.feed(data):
+            self._advance(parse_message(frame))
+
+    def _on_stream(self, name: str, data: bytes) -> None:
+        kept = getattr(self.run, name)
+        if len(kept) < STRAY_OUTPUT_BYTES:
+            setattr(self.run, name, kept + data[: STRAY_OUTPUT_BYTES - len(kept)])
+
+    def supervise(self) -> ChildRun:
+        selector = selectors.DefaultSelector()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        selector.register(self.channel, selectors.EVENT_READ, "channel")
+        selector.register(self.proc.stdout, selectors.EVENT_READ, "stray_stdout")
+        selector.register(self.proc.stderr, selectors.EVENT_READ, "stray_stderr")
+        try:
+            self._loop(selector)
+        except _Stop as stop:
+            self._kill()
+            self.run.ending, self.run.detail = stop.ending, stop.detail
+        except ProtocolError as exc:
+            self._kill()
+            self.run.ending, self.run.detail = "protocol-error", str(exc)
+        finally:
+            selector.close()
+        self._reap()
+        return self.run
+
+    def _loop(self, selector: selectors.BaseSelector) -> None:
+        channel_open = True
+        while channel_open and not self.done:
+            now = time.monotonic()
+            deadline = min(self.phase_started + self._phase_limit(), self.total_deadline)
+            if self.cancel is not None and self.cancel.is_set():
+                raise _Stop("cancelled", "grading was cancelled")
+            if now >= deadline:
+                limit = self._phase_limit() if deadline < self.total_deadline else self.total_deadline - self.started
+                raise _Stop("timeout", f"no answer within {limit:g} s")
+            for key, _ in selector.select(timeout=min(deadline - now, 0.5)):
+                fd = key.fd
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    selector.unregister(fd)
+                    channel_open = channel_open and key.data != "channel"
+                elif key.data == "channel":
+                    self._on_channel(data)
+                else:
+                    self._on_stream(key.data, data)
+
+    def _kill(self) -> None:
+        _kill_group(self.proc)
+
+    def _reap(self) -> None:
+        run = self.run
+        try:
+            run.returncode = self.proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            run.returncode = self.proc.wait()
+        # Whatever the child left running in its process group goes with it.
+        self._kill()
+        self._drain_streams()
+        run.elapsed_s = time.monotonic() - self.started
+        if run.returncode < 0:
+            run.signal = -run.returncode
+        if run.ending != "completed" or self.done:
+            return
+        if run.returncode == HARNESS_FAULT_STATUS:
+            run.ending, run.detail = "harness-error", "the harness failed"
+        elif run.signal is not None:
+            run.ending, run.detail = "crashed", f"killed by {_signal_name(run.signal)}"
+        else:
+            run.ending, run.detail = "exited", f"the process exited with status {run.returncode}"
+
+    def _drain_streams(self) -> None:
+        for name, stream in (("stray_stdout", self.proc.stdout), ("stray_stderr", self.proc.stderr)):
+            if stream is None:
+                continue
+            os.set_blocking(stream.fileno(), False)
+            try:
+                data = stream.read(STRAY_OUTPUT_BYTES) or b""
+            except OSError:
+                data = b""
+            self._on_stream(name, data)
+            stream.close()
+
+
+class _Stop(Exception):
+    def __init__(self, ending: Ending, detail: str) -> None:
+        super().__init__(detail)
+        self.ending: Ending = ending
+        self.detail = detail
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _write_job(fd: int, payload: bytes) -> None:
+    try:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(payload)
+    except OSError:
+        pass  # the child went away before reading its job; its ending says why
+
+
+def run_child(job: ChildJob, limits: ChildLimits, *, python: str | None = None,
+              cancel: threading.Event | None = None) -> ChildRun:
+    """Runs the harness on ``job`` in a fresh child process and returns what it reported.
+
+    Setting ``cancel`` stops the child at the next check (within half a second).
+    """
+    workdir = tempfile.mkdtemp(prefix="grader-run-")
+    job_read, job_write = os.pipe()
+    channel_read, channel_write = os.pipe()
+    payload = json.dumps(
+        {
+            "source": job.source,
+            "filename": job.filename,
+            "module_name": "submission",
+            "entry_point": job.entry_point,
+            "preload": job.preload,
+            "hidden_paths": job.hidden_paths,
+            "capture_limit": limits.capture_bytes,
+            "max_output_elements": limits.max_output_elements,
+            "rlimits": {
+                "RLIMIT_DATA": limits.memory_mb * 1024 * 1024,
+                "RLIMIT_FSIZE": limits.file_size_mb * 1024 * 1024,
+                "RLIMIT_CORE": 0,
+                "RLIMIT_CPU": int(limits.total_timeout_s(len(job.cases))) + 1,
+            },
+            "cases": job.cases,
+        }
+    ).encode("utf-8")
+    try:
+        proc = subprocess.Popen(
+            [python or sys.executable, "-I", str(HARNESS), str(job_read), str(channel_write)],
+            cwd=workdir,
+            env=child_environment(workdir, job.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(job_read, channel_write),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        for fd in (job_read, job_write, channel_read, channel_write):
+            os.close(fd)
+        raise SandboxError(f"cannot start the child process: {exc}") from exc
+    os.close(job_read)
+    os.close(channel_write)
+    writer = threading.Thread(target=_write_job, args=(job_write, payload), daemon=True)
+    writer.start()
+    try:
+        return _Supervisor(proc, channel_read, job, limits, cancel).supervise()
+    finally:
+        _kill_group(proc)
+        if proc.returncode is None:
+            proc.wait()
+        os.close(channel_read)
+        writer.join(timeout=1.0)
+        _remove_tree(workdir)
+
+
+def _remove_tree(path: str) -> None:
+    """Removes a child's working directory, even where the child took away permissions."""
+
+    def _retry(func, target, _exc) -> None:  # type: ignore[no-untyped-def]
+        try:
+            os.chmod(os.path.dirname(target), 0o700)
+            os.chmod(target, 0o700)
+            func(target)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onexc=_retry) if sys.version_info >= (3, 12) else shutil.rmtree(path, onerror=_retry)

@@ -1,0 +1,181 @@
+"""The grading report: the pydantic models every stage hands to the next and every renderer reads.
+
+This module is the contract with CI users. ``grader schema`` prints its JSON Schema, and
+``docs/report.schema.json`` is kept equal to it by a test. Add fields freely; renaming or removing one,
+or changing what a value means, needs a new ``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+ReportStatus = Literal["passed", "failed", "error"]
+CaseStatus = Literal["passed", "failed", "error", "skipped"]
+# A number in a report, or the name of a value JSON cannot hold.
+Number = float | Literal["nan", "inf", "-inf"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceLine(_Model):
+    """One line of the submission, shown to point at the construct a diagnosis is about."""
+
+    line: int = Field(description="1-based line number in the submission.")
+    text: str
+
+
+class Diagnosis(_Model):
+    """A finding about the submission as a whole, with a stable code CI can match on."""
+
+    code: str = Field(description="Stable identifier, for example 'values-mismatch'. Listed in the README.")
+    message: str = Field(description="What is wrong, in one or two sentences.")
+    hint: str | None = Field(default=None, description="How to move toward a fix.")
+    evidence: str | None = Field(default=None, description="What the finding rests on.")
+    cases: list[str] = Field(default_factory=list, description="Ids of the cases the finding comes from.")
+    lines: list[SourceLine] = Field(default_factory=list, description="Submission lines it points at.")
+
+
+class Frame(_Model):
+    file: str
+    line: int | None
+    function: str
+    code: str
+
+
+class ErrorInfo(_Model):
+    """An exception raised by the submission, with only the frames in the submission's own file."""
+
+    type: str
+    message: str
+    frames: list[Frame] = Field(default_factory=list)
+    raised_in: str | None = Field(
+        default=None, description="The library file the exception came out of, when not the submission."
+    )
+
+
+class CapturedText(_Model):
+    """What the submission wrote to one stream, sanitised (control characters escaped) and truncated."""
+
+    text: str = ""
+    size: int = Field(default=0, description="Bytes written in all, before truncation.")
+    truncated: bool = False
+
+
+class CapturedOutput(_Model):
+    stdout: CapturedText = CapturedText()
+    stderr: CapturedText = CapturedText()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.stdout.size or self.stderr.size)
+
+
+class ElementRow(_Model):
+    """One element of an output, expected beside actual."""
+
+    index: int = Field(description="Flat (C-order) index.")
+    expected: Number | None
+    actual: Number | None
+    abs_error: Number | None = None
+    rel_error: Number | None = None
+    ok: bool
+
+
+class Comparison(_Model):
+    """How a submission's output measured against the expected output of one case."""
+
+    ok: bool
+    kind: Literal["match", "wrong-type", "shape-mismatch", "dtype-mismatch", "values-mismatch", "too-large"]
+    message: str
+    expected_shape: list[int]
+    actual_shape: list[int] | None = None
+    expected_dtype: str
+    actual_dtype: str | None = None
+    actual_type: str | None = Field(default=None, description="Python type of what came back.")
+    rtol: float
+    atol: float
+    n_elements: int = 0
+    n_mismatched: int = 0
+    max_abs_error: Number | None = None
+    max_rel_error: Number | None = None
+    nan_count: int = Field(default=0, description="NaN elements in the actual output.")
+    inf_count: int = Field(default=0, description="Infinite elements in the actual output.")
+    worst: list[int] = Field(default_factory=list, description="Flat indices of the largest errors.")
+    rows: list[ElementRow] = Field(
+        default_factory=list,
+        description="Elements side by side: all of a short output, an elided selection of a long one.",
+    )
+
+
+class CaseResult(_Model):
+    id: str
+    title: str
+    status: CaseStatus
+    hidden: bool = False
+    weight: float
+    score: float
+    inputs: dict[str, str] = Field(description="Each argument, in brief.")
+    message: str
+    comparison: Comparison | None = None
+    error: ErrorInfo | None = None
+    output: CapturedOutput = CapturedOutput()
+    duration_s: float | None = None
+
+
+class ExerciseInfo(_Model):
+    id: str
+    title: str
+    entry_point: str
+
+
+class SubmissionInfo(_Model):
+    path: str
+    sha256: str | None = None
+
+
+class Environment(_Model):
+    python: str
+    platform: str
+    grader: str
+    jax: str | None = None
+    jaxlib: str | None = None
+    flax: str | None = None
+    numpy: str | None = None
+    backend: str | None = Field(default=None, description="JAX backend the reference ran on, e.g. 'cpu'.")
+    isolation: str = Field(description="How the submission was isolated, e.g. 'process'.")
+    reference_cache: Literal["hit", "miss", "off"] = "off"
+
+
+class Report(_Model):
+    schema_version: str = SCHEMA_VERSION
+    exercise: ExerciseInfo
+    submission: SubmissionInfo
+    status: ReportStatus
+    score: float
+    max_score: float
+    message: str
+    cases: list[CaseResult] = Field(default_factory=list)
+    diagnoses: list[Diagnosis] = Field(default_factory=list)
+    output: CapturedOutput = Field(
+        default=CapturedOutput(), description="What the submission printed while it was imported."
+    )
+    environment: Environment
+    duration_s: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def report_json_schema() -> dict:
+    """The JSON Schema of a report, as ``grader schema`` prints it."""
+    schema = Report.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"urn:grader:report:{SCHEMA_VERSION}"
+    return schema

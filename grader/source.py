@@ -1,0 +1,98 @@
+"""Reading a submission's source without running it: size, encoding, syntax, top-level names.
+
+Parsing is not executing: the grader's own process may do this safely. What is found here picks the
+exercise and points at lines; it never decides a verdict.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.errors import UsageError
+
+MAX_SOURCE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    message: str
+    line: int | None
+    offset: int | None
+    text: str | None
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    text: str
+    sha256: str
+    problem: SyntaxProblem | None = None
+    names: frozenset[str] = field(default_factory=frozenset)
+
+    def line(self, number: int) -> str:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+def read_source(path: Path) -> Source:
+    """Reads and parses a submission. A missing or unreadable file is a usage error; bad code is not."""
+    if not path.exists():
+        raise UsageError(f"no such file: {path}")
+    if not path.is_file():
+        raise UsageError(f"not a file: {path}")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SOURCE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) > MAX_SOURCE_BYTES:
+        problem = SyntaxProblem(f"the file is larger than {MAX_SOURCE_BYTES // 1024} KiB", None, None, None)
+        return Source(path, "", digest, problem)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problem = SyntaxProblem(f"the file is not UTF-8 text (byte {exc.start})", None, None, None)
+        return Source(path, "", digest, problem)
+    return _parse(path, text, digest)
+
+
+def _parse(path: Path, text: str, digest: str) -> Source:
+    try:
+        tree = ast.parse(text, filename=str(path))
+    except SyntaxError as exc:
+        problem = SyntaxProblem(str(exc.msg), exc.lineno, exc.offset, exc.text)
+        return Source(path, text, digest, problem)
+    except (RecursionError, MemoryError, ValueError) as exc:
+        problem = SyntaxProblem(f"the file cannot be parsed: {type(exc).__name__}", None, None, None)
+        return Source(path, text, digest, problem)
+    return Source(path, text, digest, None, frozenset(top_level_names(tree)))
+
+
+def top_level_names(tree: ast.Module) -> set[str]:
+    """Names bound at module level by def, class, assignment or import."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def closest_name(target: str, names: list[str] | frozenset[str]) -> str | None:
+    """The defined name most like ``target`` (a typo, another case, a near spelling), if any is close."""
+    candidates = [n for n in names if not n.startswith("__")]
+    lowered = {n.lower(): n for n in candidates}
+    if target.lower() in lowered:
+        return lowered[target.lower()]
+    matches = difflib.get_close_matches(target, candidates, n=1, cutoff=0.6)
+    return matches[0] if matches else None
