@@ -88,7 +88,7 @@ def describe_value(value: object) -> str:
     if value.size == 0:
         return head
     if value.size <= 4:
-        return f"{head} {np.array2string(value.reshape(-1), precision=3, separator=', ')}"
+        return f"{head} [{', '.join(f'{v:.3g}' for v in value.reshape(-1).tolist())}]"
     if np.all(value == value.flat[0]):
         return f"{head} all {value.flat[0]:g}"
     return f"{head} in [{value.min():.3g}, {value.max():.3g}]"

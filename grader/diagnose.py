@@ -41,12 +41,11 @@ def syntax_diagnosis(source: Source) -> Diagnosis:
     assert problem is not None
     where = f"line {problem.line}" if problem.line else "the file"
     lines = _source_lines(source, [problem.line] if problem.line else [])
-    caret = ""
-    if problem.line and problem.offset and lines:
-        caret = "\n" + lines[0].text + "\n" + " " * max(problem.offset - 1, 0) + "^"
+    if lines and problem.offset:
+        lines = [lines[0].model_copy(update={"column": problem.offset})]
     return Diagnosis(
         code="syntax-error",
-        message=f"Python cannot read {where}: {problem.message}.{caret}",
+        message=f"Python cannot read {where}: {problem.message}.",
         hint="Fix the syntax at the line shown; the caret marks where Python gave up.",
         evidence="the file does not parse",
         lines=lines,
@@ -63,6 +62,16 @@ def _signal_story(number: int | None) -> str:
     if number == signal.SIGSEGV:
         return "it crashed with a segmentation fault (SIGSEGV)"
     return f"it was killed by signal {number}"
+
+
+def skip_reason(problem: Diagnosis) -> str:
+    """Why the cases did not run, in a few words, after the diagnosis that says it in full."""
+    return {
+        "import-error": "the file could not be imported",
+        "missing-entry-point": "the entry point is missing",
+        "exited": "the submission ended the process",
+        "syntax-error": "the file does not parse",
+    }.get(problem.code, problem.message[0].lower() + problem.message[1:].rstrip("."))
 
 
 def ending_reason(run: ChildRun) -> str:
@@ -136,8 +145,8 @@ def _import_hint(type_name: str) -> str:
 
 
 def _missing_entry_point(entry_point: str, names: list[str], source: Source) -> Diagnosis:
-    defined = sorted(set(names) | {n for n in source.names if not n.startswith("_")})
-    near = closest_name(entry_point, defined)
+    defined = sorted(n for n in names if n in source.definitions) or sorted(names)
+    near = closest_name(entry_point, names)
     listing = ", ".join(defined[:12]) if defined else "nothing callable"
     message = f"The submission defines no function named {entry_point!r}. It defines: {listing}."
     hint = (f"Did you mean {near!r}? Rename it to {entry_point!r}." if near
@@ -176,7 +185,7 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
             code="exception",
             message=f"The function raised {type_name}{origin} in {_plural(len(ids), 'case')}: {first}",
             hint="Read the traceback of the first failing case below; the lines shown are yours.",
-            evidence=f"cases {_case_list(ids)}",
+            evidence=f"raised in {_plural(len(ids), 'case')}: {_case_list(ids)}",
             cases=ids,
             lines=lines,
         ))
@@ -229,6 +238,6 @@ def _values_diagnosis(members: list[CaseResult]) -> Diagnosis:
         message=f"Values differ from the reference in {_plural(len(ids), 'case')}; the largest difference is in "
                 f"{worst.id}: {worst.comparison.message if worst.comparison else worst.message}.",
         hint="Compare your steps with the exercise text: layer sizes, the keys given to init and apply, the flag.",
-        evidence=f"cases {_case_list(ids)}",
+        evidence=f"outputs compared element by element in {_plural(len(ids), 'case')}: {_case_list(ids)}",
         cases=ids,
     )

@@ -16,7 +16,7 @@ import numpy as np
 
 import grader
 from grader.cases import Case, build_cases
-from grader.diagnose import case_diagnoses, ending_reason, run_diagnosis, syntax_diagnosis
+from grader.diagnose import case_diagnoses, ending_reason, run_diagnosis, skip_reason, syntax_diagnosis
 from grader.environment import describe_environment
 from grader.errors import GraderError, SandboxError, UsageError
 from grader.exercise import Exercise, discover_exercises
@@ -143,8 +143,9 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
     exercise = resolve_exercise(source, exercise_id, discover_exercises())
     cases = build_cases(exercise)
     if source.problem is not None:
-        results = [_skipped(c, "the file does not parse") for c in cases]
-        return _report(exercise, source, results, [syntax_diagnosis(source)], backend=None, cache="off",
+        problem = syntax_diagnosis(source)
+        results = [_skipped(c, skip_reason(problem)) for c in cases]
+        return _report(exercise, source, results, [problem], backend=None, cache="off",
                        started=started, import_output=None)
     wire = _wire_cases(exercise, cases)
     job = ChildJob(source=source.text, filename=str(source.path), entry_point=exercise.spec.entry_point.name,
@@ -170,10 +171,10 @@ def _judge_and_report(exercise: Exercise, source: Source, cases: list[Case], run
     if run.ending == "harness-error":
         raise SandboxError(f"the grading harness failed: {run.stray_stderr.decode('utf-8', 'replace')[-1500:]}")
     problem = run_diagnosis(run, source, exercise.spec.entry_point.name)
-    reason = problem.message.rstrip(".") if problem else ending_reason(run)
+    reason = skip_reason(problem) if problem else ending_reason(run)
     tol = exercise.spec.tolerance
     results = judge_run(cases, run, expected.outputs, rtol=tol.rtol, atol=tol.atol, learner_file=str(source.path),
-                        reason=reason[0].lower() + reason[1:])
+                        reason=reason)
     diagnoses = ([problem] if problem else []) + case_diagnoses(results, source)
     import_output = captured(run.imported.stdout, run.imported.stderr) if run.imported else None
     return _report(exercise, source, results, diagnoses, backend=expected.backend, cache=expected.cache,
@@ -189,7 +190,7 @@ def _summary(results: list[CaseResult], diagnoses: list[Diagnosis], score: float
     graded = [r for r in results if r.status in ("passed", "failed") or r.error is not None]
     passed = sum(r.status == "passed" for r in results)
     if not graded:
-        first = diagnoses[0].message if diagnoses else "nothing could be graded"
+        first = diagnoses[0].message.splitlines()[0] if diagnoses else "nothing could be graded"
         return "error", f"Could not grade the submission: {first}"
     if passed == len(results):
         return "passed", f"All {len(results)} cases passed."

@@ -28,6 +28,7 @@ class SourceLine(_Model):
 
     line: int = Field(description="1-based line number in the submission.")
     text: str
+    column: int | None = Field(default=None, description="1-based column to mark, when one is known.")
 
 
 class Diagnosis(_Model):

@@ -32,6 +32,7 @@ class Source:
     sha256: str
     problem: SyntaxProblem | None = None
     names: frozenset[str] = field(default_factory=frozenset)
+    definitions: frozenset[str] = field(default_factory=frozenset)
 
     def line(self, number: int) -> str:
         lines = self.text.splitlines()
@@ -70,7 +71,10 @@ def _parse(path: Path, text: str, digest: str) -> Source:
     except (RecursionError, MemoryError, ValueError) as exc:
         problem = SyntaxProblem(f"the file cannot be parsed: {type(exc).__name__}", None, None, None)
         return Source(path, text, digest, problem)
-    return Source(path, text, digest, None, frozenset(top_level_names(tree)))
+    definitions = frozenset(
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    )
+    return Source(path, text, digest, None, frozenset(top_level_names(tree)), definitions)
 
 
 def top_level_names(tree: ast.Module) -> set[str]:

@@ -42,16 +42,20 @@ def _header(report: Report) -> Panel:
     return Panel(grid, title="[bold]grader[/]", title_align="left", box=box.ROUNDED, expand=False)
 
 
-def _diagnosis(diagnosis: Diagnosis, source_path: str) -> Panel:
-    parts: list[RenderableType] = [Text(diagnosis.message)]
-    if diagnosis.lines:
-        first = diagnosis.lines[0].line
-        code = "\n".join(line.text for line in diagnosis.lines)
-        if [line.line for line in diagnosis.lines] == list(range(first, first + len(diagnosis.lines))):
-            parts.append(Syntax(code, "python", line_numbers=True, start_line=first, theme="ansi_dark"))
+def _code_lines(diagnosis: Diagnosis) -> list[RenderableType]:
+    parts: list[RenderableType] = []
+    for line in diagnosis.lines:
+        if line.column is not None:
+            gutter = f"{line.line:>4} "
+            parts.append(Text.assemble((gutter, "dim"), line.text, "\n", " " * (len(gutter) + line.column - 1),
+                                       ("^", "bold red")))
         else:
-            for line in diagnosis.lines:
-                parts.append(Syntax(line.text, "python", line_numbers=True, start_line=line.line, theme="ansi_dark"))
+            parts.append(Syntax(line.text, "python", line_numbers=True, start_line=line.line, theme="ansi_dark"))
+    return parts
+
+
+def _diagnosis(diagnosis: Diagnosis, source_path: str) -> Panel:
+    parts: list[RenderableType] = [Text(diagnosis.message), *_code_lines(diagnosis)]
     if diagnosis.hint:
         parts.append(Text.assemble(("hint: ", "bold cyan"), diagnosis.hint))
     if diagnosis.evidence:
@@ -59,6 +63,28 @@ def _diagnosis(diagnosis: Diagnosis, source_path: str) -> Panel:
     return Panel(Group(*parts), title=f"[bold yellow]{escape(diagnosis.code)}[/]", title_align="left",
                  border_style="yellow", subtitle=escape(source_path) if diagnosis.lines else None,
                  subtitle_align="right")
+
+
+def _short_detail(case: CaseResult) -> str:
+    """A few words for the case table; the full story is in the case's own panel."""
+    if case.status == "passed":
+        return ""
+    if case.status == "skipped":
+        return "not run"
+    if case.error is not None:
+        return case.error.type
+    comparison = case.comparison
+    if comparison is None:
+        return case.message[:60]
+    if comparison.kind == "values-mismatch":
+        worst = comparison.max_abs_error
+        tail = f", max err {worst:.3g}" if isinstance(worst, float) else ""
+        return f"{comparison.n_mismatched}/{comparison.n_elements} differ{tail}"
+    if comparison.kind in ("shape-mismatch", "too-large"):
+        return f"shape {tuple(comparison.actual_shape or [])} ≠ {tuple(comparison.expected_shape)}"
+    if comparison.kind == "dtype-mismatch":
+        return f"dtype {comparison.actual_dtype} ≠ {comparison.expected_dtype}"
+    return f"returned {comparison.actual_type}"
 
 
 def _case_table(cases: list[CaseResult]) -> Table:
@@ -72,7 +98,7 @@ def _case_table(cases: list[CaseResult]) -> Table:
         style = STATUS_STYLE[case.status]
         inputs = ", ".join(f"{k}={v}" for k, v in case.inputs.items())
         table.add_row(Text(STATUS_MARK[case.status], style=style), case.id, Text(inputs, style="dim"),
-                      Text(case.status, style=style), "" if case.status == "passed" else Text(case.message))
+                      Text(case.status, style=style), Text(_short_detail(case)))
     return table
 
 
@@ -120,14 +146,7 @@ def _case_detail(case: CaseResult) -> RenderableType:
     parts: list[RenderableType] = [Text(case.message)]
     comparison = case.comparison
     if comparison is not None and comparison.rows:
-        stats = f"{comparison.n_mismatched} of {comparison.n_elements} differ"
-        if isinstance(comparison.max_abs_error, float):
-            stats += f" · max abs error {comparison.max_abs_error:.3g}"
-        if isinstance(comparison.max_rel_error, float):
-            stats += f" · max rel error {comparison.max_rel_error:.3g}"
-        if comparison.nan_count or comparison.inf_count:
-            stats += f" · NaN {comparison.nan_count} · Inf {comparison.inf_count}"
-        parts += [Text(stats, style="dim"), _rows_table(comparison)]
+        parts.append(_rows_table(comparison))
     elif comparison is not None and comparison.actual_shape is not None:
         parts.append(Text(f"expected shape {tuple(comparison.expected_shape)} {comparison.expected_dtype}, "
                           f"got {tuple(comparison.actual_shape)} {comparison.actual_dtype}", style="dim"))
@@ -165,7 +184,10 @@ def render_report(report: Report, console: Console) -> None:
     imported = _captured(report.output, "printed while the file was imported")
     if imported is not None:
         console.print(imported)
-    if report.cases:
+    if report.cases and all(c.status == "skipped" for c in report.cases):
+        console.print(Text(f"{len(report.cases)} cases not run: {report.cases[0].message.removeprefix('not run: ')}",
+                           style="dim"))
+    elif report.cases:
         console.print(_case_table(report.cases))
     failing = [c for c in report.cases if c.status in ("failed", "error")]
     for case in failing[:MAX_DETAILED]:

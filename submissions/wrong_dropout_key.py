@@ -1,0 +1,18 @@
+"""A common mistake: the dropout stream gets PRNGKey(seed) instead of PRNGKey(seed + 1)."""
+
+import flax.linen as nn
+import jax
+
+
+class TrainEvalModel(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Dense(features=x.shape[-1])(x)
+        return nn.Dropout(rate=0.5, deterministic=not train)(x)
+
+
+def model_train_eval_forward(seed, x, train):
+    key = jax.random.PRNGKey(int(seed))
+    model = TrainEvalModel()
+    variables = model.init({"params": key, "dropout": key}, x, train=False)
+    return model.apply(variables, x, train=bool(train >= 0.5), rngs={"dropout": key})
