@@ -164,13 +164,17 @@ def case_diagnoses(results: list[CaseResult], source: Source) -> list[Diagnosis]
 
 
 def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diagnosis]:
+    # One finding per exception type and place: the same mistake gives other messages for other inputs.
     groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
     for result in results:
         if result.error is not None:
-            first = result.error.message.splitlines()[0] if result.error.message else ""
-            groups[(result.error.type, first)].append(result)
+            frames = result.error.frames
+            place = f"line {frames[-1].line}" if frames else result.error.message
+            groups[(result.error.type, place)].append(result)
     found = []
-    for (type_name, first), members in groups.items():
+    for (type_name, _), members in groups.items():
+        message = members[0].error.message if members[0].error else ""
+        first = message.splitlines()[0] if message else ""
         ids = [m.id for m in members]
         frames = members[0].error.frames if members[0].error else []
         lines = _source_lines(source, [f.line for f in reversed(frames) if f.line])

@@ -8,6 +8,7 @@ new folder and a new reference file, never a change to the engine.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -187,12 +188,14 @@ def load_exercise(folder: Path) -> Exercise:
 
 
 def exercise_roots() -> list[Path]:
-    """Folders that hold exercises: ``$GRADER_EXERCISES`` (os.pathsep-separated) or the bundled ones."""
+    """Folders that hold exercises: ``$GRADER_EXERCISES`` (os.pathsep-separated), else the bundled ones:
+    a source checkout's ``exercises/``, or the copy a wheel installs under ``<prefix>/share/jax-grader``."""
     configured = os.environ.get(EXERCISES_ENV)
     if configured:
         return [Path(p) for p in configured.split(os.pathsep) if p]
-    package = Path(__file__).resolve().parent
-    for candidate in (package.parent / "exercises", package / "_data" / "exercises"):
+    checkout = Path(__file__).resolve().parent.parent / "exercises"
+    installed = Path(sys.prefix) / "share" / "jax-grader" / "exercises"
+    for candidate in (checkout, installed):
         if candidate.is_dir():
             return [candidate]
     return []

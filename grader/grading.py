@@ -43,6 +43,7 @@ def default_cache_dir() -> Path | None:
 @dataclass(frozen=True)
 class GradeOptions:
     cache_dir: Path | None = field(default_factory=default_cache_dir)
+    exercise_roots: list[Path] | None = None  # None: the configured or bundled exercises
 
 
 def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[str, Exercise]) -> Exercise:
@@ -140,7 +141,7 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
     options = options or GradeOptions()
     started = time.monotonic()
     source = read_source(path)
-    exercise = resolve_exercise(source, exercise_id, discover_exercises())
+    exercise = resolve_exercise(source, exercise_id, discover_exercises(options.exercise_roots))
     cases = build_cases(exercise)
     if source.problem is not None:
         problem = syntax_diagnosis(source)
