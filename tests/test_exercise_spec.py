@@ -1,0 +1,104 @@
+"""Loading exercise specs: the bundled one is valid, malformed ones are refused with file and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.cases import build_cases, cases_fingerprint
+from grader.errors import SpecError, UsageError
+from grader.exercise import discover_exercises, get_exercise, load_exercise
+from tests.conftest import ROOT, TOY_EXERCISES
+
+BUNDLED = ROOT / "exercises" / "train-eval-dropout"
+
+
+def test_bundled_exercise_loads() -> None:
+    exercise = load_exercise(BUNDLED)
+    assert exercise.id == "train-eval-dropout"
+    assert exercise.spec.entry_point.signature == "model_train_eval_forward(seed, x, train)"
+    assert exercise.reference_path == (ROOT / "reference" / "train_eval_dropout.py").resolve()
+    assert "deterministic" in exercise.prompt_text()
+    assert exercise.spec.tolerance.rtol == 1e-5 and exercise.spec.tolerance.atol == 1e-6
+    assert exercise.spec.hints
+
+
+def test_discovery_finds_the_bundled_exercise() -> None:
+    assert list(discover_exercises()) == ["train-eval-dropout"]
+    assert list(discover_exercises([TOY_EXERCISES])) == ["toy-scale"]
+
+
+def test_unknown_exercise_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown exercise 'nope'"):
+        get_exercise("nope")
+
+
+def _copy_toy(tmp_path: Path) -> Path:
+    root = tmp_path / "exercises"
+    shutil.copytree(TOY_EXERCISES, root)
+    shutil.copytree(TOY_EXERCISES.parent / "reference", tmp_path / "reference")
+    return root / "toy-scale"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ('name = "scale"', 'nam = "scale"', "entry_point.nam"),
+        ("case_timeout_s = 3", "case_timeout_s = -3", "limits.case_timeout_s"),
+        ('fill = "ones"', 'fill = "sevens"', "cases.0.inputs"),
+        ('id = "second"', 'id = "first"', "used twice"),
+        ("inputs = { factor = 2.0, ", "inputs = { ", "expected exactly"),
+        ('type = "float" }', 'type = "complex" }', "entry_point.parameters.0.type"),
+        ('prompt = "prompt.md"', 'prompt = "missing.md"', "prompt: file not found"),
+        ('reference = "../../reference/toy_scale.py"', 'reference = "nowhere.py"', "reference: file not found"),
+        ('id = "toy-scale"', 'id = "other-name"', "differs from its folder name"),
+        ('title = "Scale a vector"', 'title = "Scale a vector', "not valid TOML"),
+    ],
+)
+def test_malformed_spec_names_file_and_field(tmp_path: Path, old: str, new: str, field: str) -> None:
+    folder = _copy_toy(tmp_path)
+    spec = folder / "exercise.toml"
+    text = spec.read_text()
+    assert old in text
+    spec.write_text(text.replace(old, new, 1))
+    with pytest.raises(SpecError) as info:
+        load_exercise(folder)
+    assert str(spec) in str(info.value)
+    assert field in str(info.value)
+
+
+def test_cases_follow_the_exercise() -> None:
+    cases = build_cases(load_exercise(BUNDLED))
+    assert len(cases) >= 16
+    first = cases[0]
+    assert first.id == "worked-example/train"
+    seed, x, train = first.args
+    assert seed == 0.0 and isinstance(seed, float)
+    assert x.dtype == np.float32 and x.shape == (4,) and np.all(x == 1)
+    assert train == 1.0 and cases[1].args[2] == 0.0
+    lengths = {c.args[1].shape[0] for c in cases}
+    assert 1 in lengths and max(lengths) >= 64 and len(lengths - {4}) >= 3
+    assert all(isinstance(c.args[0], float) and isinstance(c.args[2], float) for c in cases)
+    assert all(c.args[1].ndim == 1 and c.args[1].dtype == np.float32 for c in cases)
+    for base in {c.id.split("/")[0] for c in cases}:
+        assert {f"{base}/train", f"{base}/eval"} <= {c.id for c in cases}
+    xs = [c.args[1] for c in cases]
+    assert any(np.all(x == 1) for x in xs), "ones"
+    assert any(np.all(x == 0) for x in xs), "zeros"
+    assert any(np.all(x < 0) and x.size > 1 for x in xs), "negatives"
+    assert any(np.abs(x).max() > 1000 for x in xs), "large magnitude"
+    assert any(x.size >= 16 and len(np.unique(x)) == x.size for x in xs), "random values"
+    assert len({c.args[0] for c in cases}) >= 5, "several seeds"
+
+
+def test_cases_are_deterministic() -> None:
+    exercise = load_exercise(BUNDLED)
+    assert cases_fingerprint(build_cases(exercise)) == cases_fingerprint(build_cases(exercise))
+
+
+def test_case_weights_make_a_maximum() -> None:
+    cases = build_cases(load_exercise(BUNDLED))
+    assert sum(c.weight for c in cases) > len(cases)  # the worked example counts double
