@@ -10,13 +10,16 @@ import json
 import os
 import sys
 import traceback
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from grader.errors import GraderError, UsageError
+
+if TYPE_CHECKING:
+    from grader.schema import Report
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_FAULT = 0, 1, 2, 3
 
@@ -29,7 +32,7 @@ app = typer.Typer(
 )
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     rich = "rich"
     json = "json"
 
@@ -90,12 +93,12 @@ def grade(
         raise _fail(str(exc), EXIT_FAULT) from exc
     except KeyboardInterrupt:
         raise _fail("interrupted", 130) from None
-    except Exception as exc:  # noqa: BLE001 - any other exception is a bug in the grader
+    except Exception as exc:
         raise _fault(exc) from exc
     raise typer.Exit(EXIT_PASSED if report.passed else EXIT_NOT_PASSED)
 
 
-def _print_rich(report, output: Path | None, color: bool | None) -> None:  # noqa: ANN001
+def _print_rich(report: Report, output: Path | None, color: bool | None) -> None:
     from grader.render.terminal import make_console, render_report
 
     if output is None:
@@ -128,8 +131,9 @@ def exercises(
     except GraderError as exc:
         raise _fail(str(exc), EXIT_FAULT) from exc
     if fmt is Format.json:
-        rows = [{"id": e.id, "title": e.spec.title, "entry_point": e.spec.entry_point.signature}
-                for e in found.values()]
+        rows = [
+            {"id": e.id, "title": e.spec.title, "entry_point": e.spec.entry_point.signature} for e in found.values()
+        ]
         typer.echo(json.dumps(rows, indent=2))
         return
     from rich.table import Table
@@ -143,7 +147,9 @@ def exercises(
 
 
 @app.command()
-def show(exercise_id: Annotated[str, typer.Argument(metavar="ID", help="Exercise id, see `grader exercises`.")]) -> None:
+def show(
+    exercise_id: Annotated[str, typer.Argument(metavar="ID", help="Exercise id, see `grader exercises`.")],
+) -> None:
     """Show an exercise: the prompt, the function to write, and how it is graded."""
     from grader.exercise import get_exercise
     from grader.render.exercise import render_exercise

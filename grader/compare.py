@@ -49,8 +49,14 @@ def _row_indices(size: int, worst: list[int]) -> list[int]:
     return sorted(chosen)
 
 
-def _rows(actual: np.ndarray, expected: np.ndarray, abs_err: np.ndarray, rel_err: np.ndarray, bad: np.ndarray,
-          indices: list[int]) -> list[ElementRow]:
+def _rows(
+    actual: np.ndarray,
+    expected: np.ndarray,
+    abs_err: np.ndarray,
+    rel_err: np.ndarray,
+    bad: np.ndarray,
+    indices: list[int],
+) -> list[ElementRow]:
     return [
         ElementRow(
             index=i,
@@ -64,8 +70,9 @@ def _rows(actual: np.ndarray, expected: np.ndarray, abs_err: np.ndarray, rel_err
     ]
 
 
-def compare_arrays(actual: np.ndarray, expected: np.ndarray, *, rtol: float, atol: float,
-                   actual_type: str | None = None) -> Comparison:
+def compare_arrays(
+    actual: np.ndarray, expected: np.ndarray, *, rtol: float, atol: float, actual_type: str | None = None
+) -> Comparison:
     """Compares shape, dtype and values (``|a - e| <= atol + rtol * |e|``, NaN equal only to NaN)."""
     base = {
         "expected_shape": list(expected.shape),
@@ -97,12 +104,19 @@ def compare_arrays(actual: np.ndarray, expected: np.ndarray, *, rtol: float, ato
         "nan_count": int(np.isnan(act).sum()),
         "inf_count": int(np.isinf(act).sum()),
         "worst": worst,
-        "rows": _rows(act.real if act.dtype.kind != "c" else np.abs(act), exp.real if exp.dtype.kind != "c"
-                      else np.abs(exp), abs_err, rel_err, bad, _row_indices(exp.size, worst)),
+        "rows": _rows(
+            act.real if act.dtype.kind != "c" else np.abs(act),
+            exp.real if exp.dtype.kind != "c" else np.abs(exp),
+            abs_err,
+            rel_err,
+            bad,
+            _row_indices(exp.size, worst),
+        ),
     }
     if bad.any():
-        return Comparison(ok=False, kind="values-mismatch", message=_values_message(stats, abs_err, rtol, atol),
-                          **base, **stats)
+        return Comparison(
+            ok=False, kind="values-mismatch", message=_values_message(stats, abs_err, rtol, atol), **base, **stats
+        )
     if actual.dtype != expected.dtype:
         return Comparison(
             ok=False,

@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from grader.judge import error_info, sanitize
 from grader.sandbox.process import ChildRun
+from grader.sandbox.protocol import WireError
 from grader.schema import CaseResult, Diagnosis, SourceLine
 from grader.source import Source, closest_name
 
@@ -113,11 +114,16 @@ def run_diagnosis(run: ChildRun, source: Source, entry_point: str) -> Diagnosis 
         "output-limit": "Return only the array the exercise asks for.",
     }
     cases = [run.current_case] if run.current_case else []
-    return Diagnosis(code=code, message=ending_reason(run)[0].upper() + ending_reason(run)[1:] + ".",
-                     hint=hints.get(code), evidence=_stray_evidence(run), cases=cases)
+    return Diagnosis(
+        code=code,
+        message=ending_reason(run)[0].upper() + ending_reason(run)[1:] + ".",
+        hint=hints.get(code),
+        evidence=_stray_evidence(run),
+        cases=cases,
+    )
 
 
-def _import_diagnosis(error, source: Source) -> Diagnosis:  # noqa: ANN001 - a WireError
+def _import_diagnosis(error: WireError, source: Source) -> Diagnosis:
     info = error_info(error, str(source.path))
     lines = _source_lines(source, [f.line for f in reversed(info.frames) if f.line])
     if error.exit_code is not None:
@@ -149,10 +155,14 @@ def _missing_entry_point(entry_point: str, names: list[str], source: Source) -> 
     near = closest_name(entry_point, names)
     listing = ", ".join(defined[:12]) if defined else "nothing callable"
     message = f"The submission defines no function named {entry_point!r}. It defines: {listing}."
-    hint = (f"Did you mean {near!r}? Rename it to {entry_point!r}." if near
-            else f"Define a function named {entry_point!r} at the top level of the file.")
-    return Diagnosis(code="missing-entry-point", message=message, hint=hint,
-                     evidence="the name is absent from the imported module")
+    hint = (
+        f"Did you mean {near!r}? Rename it to {entry_point!r}."
+        if near
+        else f"Define a function named {entry_point!r} at the top level of the file."
+    )
+    return Diagnosis(
+        code="missing-entry-point", message=message, hint=hint, evidence="the name is absent from the imported module"
+    )
 
 
 def case_diagnoses(results: list[CaseResult], source: Source) -> list[Diagnosis]:
@@ -179,20 +189,29 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
         frames = members[0].error.frames if members[0].error else []
         lines = _source_lines(source, [f.line for f in reversed(frames) if f.line])
         if type_name == "SystemExit":
-            found.append(Diagnosis(code="exited", message=f"{members[0].message} in {_plural(len(ids), 'case')}.",
-                                   hint="Return the result instead of exiting.", cases=ids, lines=lines,
-                                   evidence="SystemExit raised by the entry point"))
+            found.append(
+                Diagnosis(
+                    code="exited",
+                    message=f"{members[0].message} in {_plural(len(ids), 'case')}.",
+                    hint="Return the result instead of exiting.",
+                    cases=ids,
+                    lines=lines,
+                    evidence="SystemExit raised by the entry point",
+                )
+            )
             continue
         raised_in = members[0].error.raised_in if members[0].error else None
         origin = f" (from {raised_in})" if raised_in else ""
-        found.append(Diagnosis(
-            code="exception",
-            message=f"The function raised {type_name}{origin} in {_plural(len(ids), 'case')}: {first}",
-            hint="Read the traceback of the first failing case below; the lines shown are yours.",
-            evidence=f"raised in {_plural(len(ids), 'case')}: {_case_list(ids)}",
-            cases=ids,
-            lines=lines,
-        ))
+        found.append(
+            Diagnosis(
+                code="exception",
+                message=f"The function raised {type_name}{origin} in {_plural(len(ids), 'case')}: {first}",
+                hint="Read the traceback of the first failing case below; the lines shown are yours.",
+                evidence=f"raised in {_plural(len(ids), 'case')}: {_case_list(ids)}",
+                cases=ids,
+                lines=lines,
+            )
+        )
     return found
 
 
@@ -203,19 +222,40 @@ def _comparison_diagnoses(results: list[CaseResult]) -> list[Diagnosis]:
             by_kind[result.comparison.kind].append(result)
     found = []
     if by_kind["wrong-type"]:
-        found.append(_grouped("wrong-type", by_kind["wrong-type"], "returned something other than an array",
-                              "Return the array itself: not a tuple, a dict of parameters, a list or None."))
+        found.append(
+            _grouped(
+                "wrong-type",
+                by_kind["wrong-type"],
+                "returned something other than an array",
+                "Return the array itself: not a tuple, a dict of parameters, a list or None.",
+            )
+        )
     shape_like = by_kind["shape-mismatch"] + by_kind["too-large"]
     if shape_like:
-        found.append(_grouped("shape-mismatch", shape_like, "returned an array of the wrong shape",
-                              "The output must have the same shape as x: check Dense's features and any reshaping."))
+        found.append(
+            _grouped(
+                "shape-mismatch",
+                shape_like,
+                "returned an array of the wrong shape",
+                "The output must have the same shape as x: check Dense's features and any reshaping.",
+            )
+        )
     if by_kind["dtype-mismatch"]:
-        found.append(_grouped("dtype-mismatch", by_kind["dtype-mismatch"], "returned the right values in another dtype",
-                              "Return the model's output as it is, without casting it."))
+        found.append(
+            _grouped(
+                "dtype-mismatch",
+                by_kind["dtype-mismatch"],
+                "returned the right values in another dtype",
+                "Return the model's output as it is, without casting it.",
+            )
+        )
     non_finite = [r for r in results if r.comparison and (r.comparison.nan_count or r.comparison.inf_count)]
     if non_finite:
-        found.append(_grouped("non-finite", non_finite, "returned NaN or Inf values",
-                              "Look for a division by zero or an overflow."))
+        found.append(
+            _grouped(
+                "non-finite", non_finite, "returned NaN or Inf values", "Look for a division by zero or an overflow."
+            )
+        )
     if by_kind["values-mismatch"]:
         found.append(_values_diagnosis(by_kind["values-mismatch"]))
     return found
@@ -225,8 +265,13 @@ def _grouped(code: str, members: list[CaseResult], what: str, hint: str) -> Diag
     ids = [m.id for m in members]
     first = members[0]
     detail = first.comparison.message if first.comparison else first.message
-    return Diagnosis(code=code, message=f"The function {what} in {_plural(len(ids), 'case')}: {detail}.",
-                     hint=hint, evidence=f"first seen in case {first.id}", cases=ids)
+    return Diagnosis(
+        code=code,
+        message=f"The function {what} in {_plural(len(ids), 'case')}: {detail}.",
+        hint=hint,
+        evidence=f"first seen in case {first.id}",
+        cases=ids,
+    )
 
 
 def _values_diagnosis(members: list[CaseResult]) -> Diagnosis:
@@ -240,7 +285,7 @@ def _values_diagnosis(members: list[CaseResult]) -> Diagnosis:
     return Diagnosis(
         code="values-mismatch",
         message=f"Values differ from the reference in {_plural(len(ids), 'case')}; the largest difference is in "
-                f"{worst.id}: {worst.comparison.message if worst.comparison else worst.message}.",
+        f"{worst.id}: {worst.comparison.message if worst.comparison else worst.message}.",
         hint="Compare your steps with the exercise text: layer sizes, the keys given to init and apply, the flag.",
         evidence=f"outputs compared element by element in {_plural(len(ids), 'case')}: {_case_list(ids)}",
         cases=ids,

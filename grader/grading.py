@@ -24,7 +24,7 @@ from grader.judge import captured, judge_run
 from grader.reference import Expected, run_reference
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
 from grader.sandbox.protocol import encode_arg
-from grader.schema import CaseResult, Diagnosis, ExerciseInfo, Report, SubmissionInfo
+from grader.schema import CapturedOutput, CaseResult, Diagnosis, ExerciseInfo, Report, SubmissionInfo
 from grader.source import Source, read_source
 
 ISOLATION = "process"
@@ -63,8 +63,9 @@ def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[st
         return next(iter(exercises.values()))  # graded anyway: the report names the missing function
     listing = ", ".join(f"{e.id} ({e.spec.entry_point.name})" for e in (matches or exercises.values()))
     if matches:
-        raise UsageError(f"{source.path} defines the entry points of several exercises: {listing}; "
-                         "choose one with --exercise")
+        raise UsageError(
+            f"{source.path} defines the entry points of several exercises: {listing}; choose one with --exercise"
+        )
     raise UsageError(f"{source.path} defines no known entry point; exercises: {listing}; choose one with --exercise")
 
 
@@ -102,9 +103,13 @@ def _hidden_paths(exercise: Exercise) -> list[str]:
 
 def _limits(exercise: Exercise) -> ChildLimits:
     spec = exercise.spec.limits
-    return ChildLimits(import_timeout_s=spec.import_timeout_s, case_timeout_s=spec.case_timeout_s,
-                       memory_mb=spec.memory_mb, capture_bytes=spec.capture_bytes,
-                       max_output_elements=spec.max_output_elements)
+    return ChildLimits(
+        import_timeout_s=spec.import_timeout_s,
+        case_timeout_s=spec.case_timeout_s,
+        memory_mb=spec.memory_mb,
+        capture_bytes=spec.capture_bytes,
+        max_output_elements=spec.max_output_elements,
+    )
 
 
 class _BackgroundChild:
@@ -146,16 +151,28 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
     if source.problem is not None:
         problem = syntax_diagnosis(source)
         results = [_skipped(c, skip_reason(problem)) for c in cases]
-        return _report(exercise, source, results, [problem], backend=None, cache="off",
-                       started=started, import_output=None)
+        return _report(
+            exercise, source, results, [problem], backend=None, cache="off", started=started, import_output=None
+        )
     wire = _wire_cases(exercise, cases)
-    job = ChildJob(source=source.text, filename=str(source.path), entry_point=exercise.spec.entry_point.name,
-                   cases=wire, preload=list(exercise.spec.preload), hidden_paths=_hidden_paths(exercise),
-                   env=_compile_cache_env(options.cache_dir, "xla"))
+    job = ChildJob(
+        source=source.text,
+        filename=str(source.path),
+        entry_point=exercise.spec.entry_point.name,
+        cases=wire,
+        preload=list(exercise.spec.preload),
+        hidden_paths=_hidden_paths(exercise),
+        env=_compile_cache_env(options.cache_dir, "xla"),
+    )
     submission = _BackgroundChild(job, _limits(exercise))
     try:
-        expected = run_reference(exercise, cases, wire, env=_compile_cache_env(options.cache_dir, "xla-reference"),
-                                 cache_dir=options.cache_dir)
+        expected = run_reference(
+            exercise,
+            cases,
+            wire,
+            env=_compile_cache_env(options.cache_dir, "xla-reference"),
+            cache_dir=options.cache_dir,
+        )
     except BaseException:
         submission.cancel.set()
         submission.join()
@@ -164,8 +181,9 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
     return _judge_and_report(exercise, source, cases, run, expected, started)
 
 
-def _judge_and_report(exercise: Exercise, source: Source, cases: list[Case], run: ChildRun, expected: Expected,
-                      started: float) -> Report:
+def _judge_and_report(
+    exercise: Exercise, source: Source, cases: list[Case], run: ChildRun, expected: Expected, started: float
+) -> Report:
     if run.hello is not None and run.hello.preload_error is not None:
         error = run.hello.preload_error
         raise SandboxError(f"the child could not import {exercise.spec.preload}: {error.type}: {error.message}")
@@ -174,17 +192,34 @@ def _judge_and_report(exercise: Exercise, source: Source, cases: list[Case], run
     problem = run_diagnosis(run, source, exercise.spec.entry_point.name)
     reason = skip_reason(problem) if problem else ending_reason(run)
     tol = exercise.spec.tolerance
-    results = judge_run(cases, run, expected.outputs, rtol=tol.rtol, atol=tol.atol, learner_file=str(source.path),
-                        reason=reason)
+    results = judge_run(
+        cases, run, expected.outputs, rtol=tol.rtol, atol=tol.atol, learner_file=str(source.path), reason=reason
+    )
     diagnoses = ([problem] if problem else []) + case_diagnoses(results, source)
     import_output = captured(run.imported.stdout, run.imported.stderr) if run.imported else None
-    return _report(exercise, source, results, diagnoses, backend=expected.backend, cache=expected.cache,
-                   started=started, import_output=import_output)
+    return _report(
+        exercise,
+        source,
+        results,
+        diagnoses,
+        backend=expected.backend,
+        cache=expected.cache,
+        started=started,
+        import_output=import_output,
+    )
 
 
 def _skipped(case: Case, reason: str) -> CaseResult:
-    return CaseResult(id=case.id, title=case.title, status="skipped", hidden=case.hidden, weight=case.weight,
-                      score=0.0, inputs=case.inputs_brief(), message=f"not run: {reason}")
+    return CaseResult(
+        id=case.id,
+        title=case.title,
+        status="skipped",
+        hidden=case.hidden,
+        weight=case.weight,
+        score=0.0,
+        inputs=case.inputs_brief(),
+        message=f"not run: {reason}",
+    )
 
 
 def _summary(results: list[CaseResult], diagnoses: list[Diagnosis], score: float, max_score: float) -> tuple[str, str]:
@@ -198,8 +233,17 @@ def _summary(results: list[CaseResult], diagnoses: list[Diagnosis], score: float
     return "failed", f"{passed} of {len(results)} cases passed (score {score:g} of {max_score:g})."
 
 
-def _report(exercise: Exercise, source: Source, results: list[CaseResult], diagnoses: list[Diagnosis], *,
-            backend: str | None, cache: str, started: float, import_output) -> Report:  # noqa: ANN001
+def _report(
+    exercise: Exercise,
+    source: Source,
+    results: list[CaseResult],
+    diagnoses: list[Diagnosis],
+    *,
+    backend: str | None,
+    cache: str,
+    started: float,
+    import_output: CapturedOutput | None,
+) -> Report:
     score = float(np.sum([r.score for r in results]))
     max_score = float(np.sum([r.weight for r in results]))
     status, message = _summary(results, diagnoses, score, max_score)

@@ -8,9 +8,9 @@ import numpy as np
 
 from grader.cases import Case
 from grader.compare import compare_arrays, describe_wrong_type
-from grader.schema import CapturedOutput, CapturedText, CaseResult, Comparison, ErrorInfo, Frame
 from grader.sandbox.process import ChildRun
 from grader.sandbox.protocol import ArrayValue, ObjectValue, Result, WireCapture, WireError
+from grader.schema import CapturedOutput, CapturedText, CaseResult, Comparison, ErrorInfo, Frame
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAX_ELEMENTS = 10_000_000
@@ -54,8 +54,9 @@ def _hide(case: Case, comparison: Comparison | None) -> Comparison | None:
     return comparison.model_copy(update={"rows": [], "worst": []})
 
 
-def judge_result(case: Case, result: Result, expected: np.ndarray, *, rtol: float, atol: float,
-                 learner_file: str) -> CaseResult:
+def judge_result(
+    case: Case, result: Result, expected: np.ndarray, *, rtol: float, atol: float, learner_file: str
+) -> CaseResult:
     common = _common(case, output=captured(result.stdout, result.stderr), duration_s=result.duration_s)
     if result.error is not None:
         info = error_info(result.error, learner_file)
@@ -72,17 +73,37 @@ def judge_result(case: Case, result: Result, expected: np.ndarray, *, rtol: floa
         comparison = _unusable(expected, rtol, atol, value.type, describe_wrong_type(value.type, sanitize(value.repr)))
     else:
         assert value is not None
-        comparison = _unusable(expected, rtol, atol, value.type,
-                               f"the returned array is too large: shape {tuple(value.shape)}", kind="too-large")
+        comparison = _unusable(
+            expected,
+            rtol,
+            atol,
+            value.type,
+            f"the returned array is too large: shape {tuple(value.shape)}",
+            kind="too-large",
+        )
     status = "passed" if comparison.ok else "failed"
-    return CaseResult(status=status, score=case.weight if comparison.ok else 0.0, message=comparison.message,
-                      comparison=_hide(case, comparison), **common)
+    return CaseResult(
+        status=status,
+        score=case.weight if comparison.ok else 0.0,
+        message=comparison.message,
+        comparison=_hide(case, comparison),
+        **common,
+    )
 
 
-def _unusable(expected: np.ndarray, rtol: float, atol: float, type_name: str, message: str,
-              kind: str = "wrong-type") -> Comparison:
-    return Comparison(ok=False, kind=kind, message=message, expected_shape=list(expected.shape),  # type: ignore[arg-type]
-                      expected_dtype=expected.dtype.name, actual_type=type_name, rtol=rtol, atol=atol)
+def _unusable(
+    expected: np.ndarray, rtol: float, atol: float, type_name: str, message: str, kind: str = "wrong-type"
+) -> Comparison:
+    return Comparison(
+        ok=False,
+        kind=kind,
+        message=message,
+        expected_shape=list(expected.shape),  # type: ignore[arg-type]
+        expected_dtype=expected.dtype.name,
+        actual_type=type_name,
+        rtol=rtol,
+        atol=atol,
+    )
 
 
 def _error_message(info: ErrorInfo, error: WireError) -> str:
@@ -94,8 +115,7 @@ def _error_message(info: ErrorInfo, error: WireError) -> str:
 
 def _common(case: Case, **extra: object) -> dict:
     inputs = {name: "hidden" for name in case.inputs_brief()} if case.hidden else case.inputs_brief()
-    return {"id": case.id, "title": case.title, "hidden": case.hidden, "weight": case.weight, "inputs": inputs,
-            **extra}
+    return {"id": case.id, "title": case.title, "hidden": case.hidden, "weight": case.weight, "inputs": inputs, **extra}
 
 
 def unfinished_case(case: Case, run: ChildRun, reason: str) -> CaseResult:
@@ -105,8 +125,16 @@ def unfinished_case(case: Case, run: ChildRun, reason: str) -> CaseResult:
     return CaseResult(status="skipped", score=0.0, message=f"not run: {reason}", **_common(case))
 
 
-def judge_run(cases: list[Case], run: ChildRun, expected: dict[str, np.ndarray], *, rtol: float, atol: float,
-              learner_file: str, reason: str) -> list[CaseResult]:
+def judge_run(
+    cases: list[Case],
+    run: ChildRun,
+    expected: dict[str, np.ndarray],
+    *,
+    rtol: float,
+    atol: float,
+    learner_file: str,
+    reason: str,
+) -> list[CaseResult]:
     results = {r.case: r for r in run.results}
     return [
         judge_result(c, results[c.id], expected[c.id], rtol=rtol, atol=atol, learner_file=learner_file)

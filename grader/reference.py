@@ -21,7 +21,7 @@ from grader.cases import Case, cases_fingerprint
 from grader.environment import numeric_fingerprint
 from grader.errors import ReferenceSolutionError
 from grader.exercise import Exercise
-from grader.sandbox.process import ChildJob, ChildLimits, run_child
+from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
 from grader.sandbox.protocol import ArrayValue
 
 CACHE_FORMAT = 1
@@ -90,8 +90,9 @@ def reference_job(exercise: Exercise, wire_cases: list[dict], env: dict[str, str
     )
 
 
-def run_reference(exercise: Exercise, cases: list[Case], wire_cases: list[dict], *, env: dict[str, str],
-                  cache_dir: Path | None) -> Expected:
+def run_reference(
+    exercise: Exercise, cases: list[Case], wire_cases: list[dict], *, env: dict[str, str], cache_dir: Path | None
+) -> Expected:
     """The expected output of every case, from the cache when it holds them, else from a reference run."""
     key = cache_key(exercise, cases) if cache_dir else ""
     if cache_dir:
@@ -112,13 +113,15 @@ def run_reference(exercise: Exercise, cases: list[Case], wire_cases: list[dict],
     values = _check_reference_run(exercise, run, [c.id for c in cases])
     backend = run.hello.backend if run.hello else None
     if cache_dir:
-        _store(_cache_file(cache_dir, exercise, key), _CacheEntry(format=CACHE_FORMAT, key=key, backend=backend,
-                                                                   outputs=values))
+        _store(
+            _cache_file(cache_dir, exercise, key),
+            _CacheEntry(format=CACHE_FORMAT, key=key, backend=backend, outputs=values),
+        )
     outputs = {case_id: value.to_numpy(MAX_ELEMENTS) for case_id, value in values.items()}
     return Expected(outputs, backend, "miss" if cache_dir else "off")
 
 
-def _check_reference_run(exercise: Exercise, run, case_ids: list[str]) -> dict[str, ArrayValue]:  # noqa: ANN001
+def _check_reference_run(exercise: Exercise, run: ChildRun, case_ids: list[str]) -> dict[str, ArrayValue]:
     where = f"reference of {exercise.id!r} ({exercise.reference_path})"
     if run.hello and run.hello.preload_error:
         error = run.hello.preload_error

@@ -30,7 +30,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def grade(cache_dir: Path):  # noqa: ANN201
+def grade(cache_dir: Path):
     """Grades a file against the bundled exercises with the session cache."""
 
     def _grade(path: Path, exercise: str | None = None) -> Report:
@@ -40,7 +40,7 @@ def grade(cache_dir: Path):  # noqa: ANN201
 
 
 @pytest.fixture(scope="session")
-def grade_toy(cache_dir: Path):  # noqa: ANN201
+def grade_toy(cache_dir: Path):
     """Grades source text against the jax-free toy exercise, whose time limits are short."""
 
     def _grade(source: str, tmp_path: Path, name: str = "submission.py") -> Report:
@@ -53,7 +53,7 @@ def grade_toy(cache_dir: Path):  # noqa: ANN201
 
 
 @pytest.fixture
-def scratch_copy(tmp_path: Path):  # noqa: ANN201
+def scratch_copy(tmp_path: Path):
     """Copies a bundled submission into a temporary folder (for tests that edit or hash it)."""
 
     def _copy(name: str) -> Path:

@@ -12,7 +12,7 @@ from grader.compare import as_number, compare_arrays
 F32 = np.float32
 
 
-def cmp(actual, expected, rtol=1e-5, atol=1e-6):  # noqa: ANN001, ANN201
+def cmp(actual, expected, rtol=1e-5, atol=1e-6):
     return compare_arrays(np.asarray(actual), np.asarray(expected), rtol=rtol, atol=atol)
 
 
@@ -34,7 +34,7 @@ def cmp(actual, expected, rtol=1e-5, atol=1e-6):  # noqa: ANN001, ANN201
         (np.array([], F32), np.array([], F32), "match", 0),
     ],
 )
-def test_kinds(actual, expected, kind: str, n_bad: int) -> None:  # noqa: ANN001
+def test_kinds(actual, expected, kind: str, n_bad: int) -> None:
     result = cmp(actual, expected)
     assert result.kind == kind
     assert result.ok is (kind == "match")
@@ -87,9 +87,10 @@ def test_short_vectors_show_every_element() -> None:
     assert [r.index for r in result.rows] == list(range(16))
 
 
-@pytest.mark.parametrize(("value", "out"), [(1.5, 1.5), (float("nan"), "nan"), (float("inf"), "inf"),
-                                            (float("-inf"), "-inf")])
-def test_as_number(value: float, out) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("value", "out"), [(1.5, 1.5), (float("nan"), "nan"), (float("inf"), "inf"), (float("-inf"), "-inf")]
+)
+def test_as_number(value: float, out) -> None:
     assert as_number(value) == out
 
 

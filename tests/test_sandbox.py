@@ -18,11 +18,11 @@ def scale(factor, x):
 """
 
 
-def codes(report) -> list[str]:  # noqa: ANN001
+def codes(report) -> list[str]:
     return [d.code for d in report.diagnoses]
 
 
-def statuses(report) -> list[str]:  # noqa: ANN001
+def statuses(report) -> list[str]:
     return [c.status for c in report.cases]
 
 
@@ -42,7 +42,9 @@ def test_sys_exit_at_import_is_a_verdict(grade_toy, tmp_path: Path) -> None:
 
 
 def test_os_exit_during_a_call_keeps_earlier_results(grade_toy, tmp_path: Path) -> None:
-    source = CORRECT + """
+    source = (
+        CORRECT
+        + """
 _real = scale
 calls = []
 
@@ -54,6 +56,7 @@ def scale(factor, x):
         os._exit(0)
     return _real(factor, x)
 """
+    )
     report = grade_toy(source, tmp_path)
     assert statuses(report) == ["passed", "error", "skipped"]
     assert report.status == "failed"
@@ -86,7 +89,10 @@ def test_segfault_is_reported_as_crashed(grade_toy, tmp_path: Path) -> None:
 
 
 def test_exception_shows_only_the_learners_frames(grade_toy, tmp_path: Path) -> None:
-    source = "import numpy as np\n\ndef helper(x):\n    return np.reshape(x, (7, 7))\n\ndef scale(factor, x):\n    return helper(x)\n"
+    source = (
+        "import numpy as np\n\ndef helper(x):\n    return np.reshape(x, (7, 7))\n\n"
+        "def scale(factor, x):\n    return helper(x)\n"
+    )
     report = grade_toy(source, tmp_path)
     assert codes(report) == ["exception"]
     error = report.cases[0].error
@@ -98,9 +104,12 @@ def test_exception_shows_only_the_learners_frames(grade_toy, tmp_path: Path) -> 
 
 
 def test_output_is_captured_per_case_and_escaped(grade_toy, tmp_path: Path) -> None:
-    source = CORRECT.replace(
-        "def scale(factor, x):\n", "def scale(factor, x):\n    print('factor is', factor, '\\x1b[2J')\n"
-    ) + "\nprint('imported!')\n"
+    source = (
+        CORRECT.replace(
+            "def scale(factor, x):\n", "def scale(factor, x):\n    print('factor is', factor, '\\x1b[2J')\n"
+        )
+        + "\nprint('imported!')\n"
+    )
     report = grade_toy(source, tmp_path)
     assert report.status == "passed"
     assert report.output.stdout.text == "imported!\n"
@@ -160,7 +169,9 @@ def scale(factor, x):
 
 def test_writes_stay_in_the_throwaway_directory(grade_toy, tmp_path: Path) -> None:
     before = _digest_tree(ROOT)
-    source = CORRECT + """
+    source = (
+        CORRECT
+        + """
 import os
 with open("scratch.txt", "w") as f:
     f.write("x")
@@ -168,6 +179,7 @@ os.makedirs("sub/dir", exist_ok=True)
 os.chmod("sub", 0)
 print(os.getcwd())
 """
+    )
     report = grade_toy(source, tmp_path)
     assert report.status == "passed"
     workdir = report.output.stdout.text.strip()
@@ -177,15 +189,18 @@ print(os.getcwd())
 
 
 def test_grader_folders_are_not_importable(grade_toy, tmp_path: Path) -> None:
-    source = CORRECT + """
+    source = (
+        CORRECT
+        + """
 import sys
 try:
-    import grader  # noqa
+    import grader  # noqa: F401
     found = getattr(grader, "__file__", "?")
 except ImportError:
     found = "no"
 print(found, any("exercises" in p or p.rstrip("/").endswith("reference") for p in sys.path))
 """
+    )
     report = grade_toy(source, tmp_path)
     printed = report.output.stdout.text.split()
     assert printed[1] == "False"

@@ -18,7 +18,7 @@ SCENARIOS = sorted(p for p in (Path(__file__).parent / "scenarios").iterdir() if
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.name for p in SCENARIOS])
-def test_scenario(scenario: Path, grade) -> None:  # noqa: ANN001
+def test_scenario(scenario: Path, grade) -> None:
     facts = json.loads((scenario / "expected.json").read_text())
     submission = ROOT / facts["submission"] if "submission" in facts else scenario / "submission.py"
     report = grade(submission)

@@ -12,8 +12,9 @@ from grader.exercise import Exercise
 
 def render_exercise(exercise: Exercise, console: Console) -> None:
     spec = exercise.spec
-    console.print(Panel(Markdown(exercise.prompt_text(), code_theme="ansi_dark"), title=f"[bold]{spec.id}[/]",
-                        title_align="left"))
+    console.print(
+        Panel(Markdown(exercise.prompt_text(), code_theme="ansi_dark"), title=f"[bold]{spec.id}[/]", title_align="left")
+    )
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -47,8 +49,11 @@ def _code_lines(diagnosis: Diagnosis) -> list[RenderableType]:
     for line in diagnosis.lines:
         if line.column is not None:
             gutter = f"{line.line:>4} "
-            parts.append(Text.assemble((gutter, "dim"), line.text, "\n", " " * (len(gutter) + line.column - 1),
-                                       ("^", "bold red")))
+            parts.append(
+                Text.assemble(
+                    (gutter, "dim"), line.text, "\n", " " * (len(gutter) + line.column - 1), ("^", "bold red")
+                )
+            )
         else:
             parts.append(Syntax(line.text, "python", line_numbers=True, start_line=line.line, theme="ansi_dark"))
     return parts
@@ -60,9 +65,14 @@ def _diagnosis(diagnosis: Diagnosis, source_path: str) -> Panel:
         parts.append(Text.assemble(("hint: ", "bold cyan"), diagnosis.hint))
     if diagnosis.evidence:
         parts.append(Text.assemble(("evidence: ", "dim"), (diagnosis.evidence, "dim")))
-    return Panel(Group(*parts), title=f"[bold yellow]{escape(diagnosis.code)}[/]", title_align="left",
-                 border_style="yellow", subtitle=escape(source_path) if diagnosis.lines else None,
-                 subtitle_align="right")
+    return Panel(
+        Group(*parts),
+        title=f"[bold yellow]{escape(diagnosis.code)}[/]",
+        title_align="left",
+        border_style="yellow",
+        subtitle=escape(source_path) if diagnosis.lines else None,
+        subtitle_align="right",
+    )
 
 
 def _short_detail(case: CaseResult) -> str:
@@ -97,8 +107,13 @@ def _case_table(cases: list[CaseResult]) -> Table:
     for case in cases:
         style = STATUS_STYLE[case.status]
         inputs = ", ".join(f"{k}={v}" for k, v in case.inputs.items())
-        table.add_row(Text(STATUS_MARK[case.status], style=style), case.id, Text(inputs, style="dim"),
-                      Text(case.status, style=style), Text(_short_detail(case)))
+        table.add_row(
+            Text(STATUS_MARK[case.status], style=style),
+            case.id,
+            Text(inputs, style="dim"),
+            Text(case.status, style=style),
+            Text(_short_detail(case)),
+        )
     return table
 
 
@@ -137,8 +152,11 @@ def _captured(output: CapturedOutput, title: str) -> Panel | None:
         lines = stream.text.splitlines()
         text = "\n".join(lines[:MAX_OUTPUT_LINES])
         more = len(lines) > MAX_OUTPUT_LINES or stream.truncated
-        parts.append(Text.assemble((f"{name}:\n", "bold"), text,
-                                   (f"\n… {stream.size} bytes in all, truncated" if more else "", "dim")))
+        parts.append(
+            Text.assemble(
+                (f"{name}:\n", "bold"), text, (f"\n… {stream.size} bytes in all, truncated" if more else "", "dim")
+            )
+        )
     return Panel(Group(*parts), title=escape(title), title_align="left", border_style="dim")
 
 
@@ -148,8 +166,13 @@ def _case_detail(case: CaseResult) -> RenderableType:
     if comparison is not None and comparison.rows:
         parts.append(_rows_table(comparison))
     elif comparison is not None and comparison.actual_shape is not None:
-        parts.append(Text(f"expected shape {tuple(comparison.expected_shape)} {comparison.expected_dtype}, "
-                          f"got {tuple(comparison.actual_shape)} {comparison.actual_dtype}", style="dim"))
+        parts.append(
+            Text(
+                f"expected shape {tuple(comparison.expected_shape)} {comparison.expected_dtype}, "
+                f"got {tuple(comparison.actual_shape)} {comparison.actual_dtype}",
+                style="dim",
+            )
+        )
     if case.error is not None:
         for frame in case.error.frames:
             parts.append(Text.assemble((f"  line {frame.line}, in {frame.function}: ", "dim"), frame.code))
@@ -158,8 +181,9 @@ def _case_detail(case: CaseResult) -> RenderableType:
     captured = _captured(case.output, "printed during this case")
     if captured is not None:
         parts.append(captured)
-    title = Text.assemble((f"{STATUS_MARK[case.status]} {case.id}", STATUS_STYLE[case.status]),
-                          (f"  {case.title}", "dim"))
+    title = Text.assemble(
+        (f"{STATUS_MARK[case.status]} {case.id}", STATUS_STYLE[case.status]), (f"  {case.title}", "dim")
+    )
     return Panel(Group(*parts), title=title, title_align="left", border_style=STATUS_STYLE[case.status].split()[-1])
 
 
@@ -185,31 +209,52 @@ def render_report(report: Report, console: Console) -> None:
     if imported is not None:
         console.print(imported)
     if report.cases and all(c.status == "skipped" for c in report.cases):
-        console.print(Text(f"{len(report.cases)} cases not run: {report.cases[0].message.removeprefix('not run: ')}",
-                           style="dim"))
+        console.print(
+            Text(f"{len(report.cases)} cases not run: {report.cases[0].message.removeprefix('not run: ')}", style="dim")
+        )
     elif report.cases:
         console.print(_case_table(report.cases))
     failing = [c for c in report.cases if c.status in ("failed", "error")]
     for case in failing[:MAX_DETAILED]:
         console.print(_case_detail(case))
     if len(failing) > MAX_DETAILED:
-        console.print(Text(f"… and {len(failing) - MAX_DETAILED} more failing cases (see the table above, "
-                           "or --format json for all details)", style="dim"))
+        console.print(
+            Text(
+                f"… and {len(failing) - MAX_DETAILED} more failing cases (see the table above, "
+                "or --format json for all details)",
+                style="dim",
+            )
+        )
     console.print(_summary(report))
 
 
-def make_console(*, color: bool | None = None, file=None, width: int | None = None) -> Console:  # noqa: ANN001
+def make_console(*, color: bool | None = None, file: TextIO | None = None, width: int | None = None) -> Console:
     """A console that writes plain text (no escape codes) unless color is wanted and possible.
 
     ``color=None`` decides from the stream and ``NO_COLOR``: color only on a terminal, never with NO_COLOR.
+    ``color=True`` (``--color``) forces escape codes even into a pipe.
     """
     import os
     import sys
 
     stream = file or sys.stdout
+    is_tty = hasattr(stream, "isatty") and stream.isatty()
     if color is None:
-        color = "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+        color = "NO_COLOR" not in os.environ and is_tty
     if color:
-        return Console(file=stream, width=width, highlight=False)
-    return Console(file=stream, width=width or 100, force_terminal=False, no_color=True, highlight=False,
-                   color_system=None, emoji=False)
+        return Console(
+            file=stream,
+            width=width,
+            highlight=False,
+            force_terminal=True,
+            color_system="auto" if is_tty else "standard",
+        )
+    return Console(
+        file=stream,
+        width=width or 100,
+        force_terminal=False,
+        no_color=True,
+        highlight=False,
+        color_system=None,
+        emoji=False,
+    )

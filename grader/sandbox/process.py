@@ -8,6 +8,7 @@ turned into a ``ChildRun`` with a named ending, never an exception or a wait wit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -107,8 +108,14 @@ def child_environment(workdir: str, extra: dict[str, str]) -> dict[str, str]:
 class _Supervisor:
     """Reads a running child's three pipes until it ends, enforcing the deadline of each phase."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], channel: int, job: ChildJob, limits: ChildLimits,
-                 cancel: threading.Event | None) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        channel: int,
+        job: ChildJob,
+        limits: ChildLimits,
+        cancel: threading.Event | None,
+    ) -> None:
         self.proc = proc
         self.cancel = cancel
         self.channel = channel
@@ -242,10 +249,8 @@ class _Stop(Exception):
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _signal_name(number: int) -> str:
@@ -263,8 +268,9 @@ def _write_job(fd: int, payload: bytes) -> None:
         pass  # the child went away before reading its job; its ending says why
 
 
-def run_child(job: ChildJob, limits: ChildLimits, *, python: str | None = None,
-              cancel: threading.Event | None = None) -> ChildRun:
+def run_child(
+    job: ChildJob, limits: ChildLimits, *, python: str | None = None, cancel: threading.Event | None = None
+) -> ChildRun:
     """Runs the harness on ``job`` in a fresh child process and returns what it reported.
 
     Setting ``cancel`` stops the child at the next check (within half a second).

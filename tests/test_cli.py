@@ -1,0 +1,161 @@
+"""The CLI contract, through real subprocesses: exit codes first, then what is written where."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from grader.schema import report_json_schema
+from tests.conftest import FIXTURES, ROOT, SUBMISSIONS, cli_env
+
+GRADER = [sys.executable, "-m", "grader"]
+
+
+def run(cache_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GRADER, *args], capture_output=True, text=True, env=cli_env(cache_dir, **env), timeout=300, cwd=ROOT
+    )
+
+
+def test_passing_submission_exits_0_with_valid_json(cache_dir: Path) -> None:
+    result = run(cache_dir, "grade", str(SUBMISSIONS / "correct.py"), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, report_json_schema())
+    assert report["status"] == "passed"
+    assert report["score"] == report["max_score"] == 22
+    for key in ("schema_version", "exercise", "submission", "status", "cases", "diagnoses", "message", "environment"):
+        assert key in report
+    for key in ("python", "jax", "jaxlib", "flax", "backend"):
+        assert report["environment"][key]
+    assert all({"id", "status", "comparison"} <= set(case) for case in report["cases"])
+
+
+def test_failing_submission_exits_1_and_names_cases(cache_dir: Path) -> None:
+    result = run(cache_dir, "grade", str(SUBMISSIONS / "wrong_inverted_flag.py"), "--format", "json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, report_json_schema())
+    assert report["status"] == "failed"
+    failed = [c for c in report["cases"] if c["status"] == "failed"]
+    assert failed and all(c["comparison"]["max_abs_error"] > 0 for c in failed)
+    assert report["diagnoses"][0]["code"] == "values-mismatch"
+
+
+def test_ungradable_submission_exits_1_with_status_error(cache_dir: Path) -> None:
+    result = run(cache_dir, "grade", str(SUBMISSIONS / "broken_syntax.py"), "--format", "json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["status"] == "error" and report["diagnoses"][0]["code"] == "syntax-error"
+
+
+def test_output_file_gets_the_report_and_stdout_stays_empty(cache_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "report.json"
+    result = run(cache_dir, "grade", str(SUBMISSIONS / "broken_syntax.py"), "-f", "json", "-o", str(target))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert json.loads(target.read_text())["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["grade", "no/such/file.py"], "no such file"),
+        (["grade", "submissions", "--exercise", "train-eval-dropout"], "not a file"),
+        (["grade", "submissions/correct.py", "--exercise", "nope"], "unknown exercise 'nope'"),
+        (["grade", "submissions/correct.py", "--format", "xml"], "xml"),
+        (["grade"], "Missing argument"),
+        (["show", "nope"], "unknown exercise"),
+    ],
+)
+def test_usage_errors_exit_2(cache_dir: Path, args: list[str], message: str) -> None:
+    result = run(cache_dir, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_file_without_a_known_entry_point_among_several_exercises_is_a_usage_error(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "other.py"
+    source.write_text("def unrelated():\n    pass\n")
+    roots = f"{ROOT / 'exercises'}:{FIXTURES / 'exercises'}"
+    result = run(cache_dir, "grade", str(source), GRADER_EXERCISES=roots)
+    assert result.returncode == 2
+    assert "defines no known entry point" in result.stderr
+    assert "train-eval-dropout (model_train_eval_forward)" in result.stderr and "toy-scale (scale)" in result.stderr
+
+
+def test_exercise_is_found_from_the_entry_point(cache_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "toy.py"
+    source.write_text("import numpy as np\n\ndef scale(factor, x):\n    return (x * np.float32(factor)).astype('f4')\n")
+    roots = f"{ROOT / 'exercises'}:{FIXTURES / 'exercises'}"
+    result = run(cache_dir, "grade", str(source), "-f", "json", GRADER_EXERCISES=roots)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["exercise"]["id"] == "toy-scale"
+
+
+def test_malformed_exercise_is_a_grader_fault_exit_3(cache_dir: Path, tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "exercises", tmp_path / "exercises")
+    shutil.copytree(FIXTURES / "reference", tmp_path / "reference")
+    spec = tmp_path / "exercises" / "toy-scale" / "exercise.toml"
+    spec.write_text(spec.read_text().replace("rtol", "rtoll") + "\n[tolerance]\nrtoll = 1\n")
+    result = run(cache_dir, "grade", str(SUBMISSIONS / "correct.py"), GRADER_EXERCISES=str(tmp_path / "exercises"))
+    assert result.returncode == 3
+    assert str(spec) in result.stderr and "tolerance.rtoll" in result.stderr
+
+
+def test_broken_reference_is_a_grader_fault_exit_3(cache_dir: Path, tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "exercises", tmp_path / "exercises")
+    shutil.copytree(FIXTURES / "reference", tmp_path / "reference")
+    (tmp_path / "reference" / "toy_scale.py").write_text("def scale(factor, x):\n    raise RuntimeError('bug')\n")
+    source = tmp_path / "s.py"
+    source.write_text("def scale(factor, x):\n    return x\n")
+    result = run(cache_dir, "grade", str(source), GRADER_EXERCISES=str(tmp_path / "exercises"))
+    assert result.returncode == 3
+    assert "reference" in result.stderr and "RuntimeError: bug" in result.stderr
+
+
+def test_rich_report_is_plain_when_not_a_terminal(cache_dir: Path) -> None:
+    result = run(cache_dir, "grade", str(SUBMISSIONS / "wrong_dropout_key.py"))
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout
+    assert "values-mismatch" in result.stdout and "FAILED" in result.stdout
+    assert result.stdout.index("values-mismatch") < result.stdout.index("worked-example/train")
+
+
+def test_color_can_be_forced_and_no_color_is_respected(cache_dir: Path) -> None:
+    colored = run(cache_dir, "grade", str(SUBMISSIONS / "broken_syntax.py"), "--color")
+    assert "\x1b[" in colored.stdout
+    plain = run(cache_dir, "grade", str(SUBMISSIONS / "broken_syntax.py"), NO_COLOR="1")
+    assert "\x1b" not in plain.stdout
+
+
+def test_schema_command_matches_the_committed_schema(cache_dir: Path) -> None:
+    result = run(cache_dir, "schema")
+    assert result.returncode == 0
+    committed = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+    assert json.loads(result.stdout) == committed == report_json_schema()
+
+
+def test_exercises_and_show(cache_dir: Path) -> None:
+    listed = run(cache_dir, "exercises", "--format", "json")
+    assert listed.returncode == 0
+    assert json.loads(listed.stdout)[0]["entry_point"] == "model_train_eval_forward(seed, x, train)"
+    shown = run(cache_dir, "show", "train-eval-dropout")
+    assert shown.returncode == 0
+    assert "deterministic" in shown.stdout and "def model_train_eval_forward(seed, x, train)" in shown.stdout
+
+
+@pytest.mark.parametrize("command", ["grade", "schema", "exercises", "show"])
+def test_every_command_has_help(cache_dir: Path, command: str) -> None:
+    result = run(cache_dir, command, "--help")
+    assert result.returncode == 0
+    assert "Usage" in result.stdout

@@ -1,0 +1,85 @@
+"""Expected outputs: computed by the reference in its own process, cached by everything they depend on."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.cases import build_cases
+from grader.exercise import load_exercise
+from grader.grading import GradeOptions, grade_file
+from grader.reference import cache_key
+from tests.conftest import FIXTURES, SUBMISSIONS
+
+CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x) * np.float32(factor)).astype('f4')\n"
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURES / "exercises", tmp_path / "exercises")
+    shutil.copytree(FIXTURES / "reference", tmp_path / "reference")
+    (tmp_path / "s.py").write_text(CORRECT)
+    return tmp_path
+
+
+def _grade(toy: Path, cache: Path | None):
+    options = GradeOptions(cache_dir=cache, exercise_roots=[toy / "exercises"])
+    return grade_file(toy / "s.py", options=options)
+
+
+def test_second_run_hits_the_cache(toy: Path) -> None:
+    cache = toy / "cache"
+    assert _grade(toy, cache).environment.reference_cache == "miss"
+    assert _grade(toy, cache).environment.reference_cache == "hit"
+    assert _grade(toy, None).environment.reference_cache == "off"
+
+
+def test_corrupt_entries_are_recomputed(toy: Path) -> None:
+    cache = toy / "cache"
+    _grade(toy, cache)
+    (entry,) = (cache / "reference").glob("*.json")
+    entry.write_text("{not json")
+    report = _grade(toy, cache)
+    assert report.environment.reference_cache == "miss" and report.status == "passed"
+
+
+def test_a_forged_entry_with_another_key_is_not_used(toy: Path) -> None:
+    cache = toy / "cache"
+    _grade(toy, cache)
+    (entry,) = (cache / "reference").glob("*.json")
+    entry.write_text(entry.read_text().replace('"key":"', '"key":"0', 1))
+    assert _grade(toy, cache).environment.reference_cache == "miss"
+
+
+def test_key_follows_reference_source_and_cases(toy: Path) -> None:
+    exercise = load_exercise(toy / "exercises" / "toy-scale")
+    before = cache_key(exercise, build_cases(exercise))
+    reference = toy / "reference" / "toy_scale.py"
+    reference.write_text(reference.read_text() + "\n# changed\n")
+    assert cache_key(exercise, build_cases(exercise)) != before
+    spec = toy / "exercises" / "toy-scale" / "exercise.toml"
+    spec.write_text(spec.read_text().replace("factor = 2.0", "factor = 2.5"))
+    changed = load_exercise(toy / "exercises" / "toy-scale")
+    assert cache_key(changed, build_cases(changed)) != cache_key(exercise, build_cases(exercise))
+
+
+def test_bundled_reference_gives_full_marks_and_its_worked_example(grade) -> None:
+    report = grade(Path(__file__).resolve().parent.parent / "reference" / "train_eval_dropout.py")
+    assert report.status == "passed" and report.score == report.max_score
+    train = next(c for c in report.cases if c.id == "worked-example/train")
+    evaluation = next(c for c in report.cases if c.id == "worked-example/eval")
+    assert train.comparison and evaluation.comparison
+    kept = [r for r in train.comparison.rows if r.expected != 0]
+    assert 0 < len(kept) < 4  # dropout is active: some units dropped, some kept
+    for row in kept:
+        partner = evaluation.comparison.rows[row.index]
+        assert np.isclose(row.expected, 2 * partner.expected)
+
+
+def test_bundled_correct_example_is_not_the_reference() -> None:
+    assert (SUBMISSIONS / "correct.py").read_text() != (
+        FIXTURES.parent.parent / "reference" / "train_eval_dropout.py"
+    ).read_text()
