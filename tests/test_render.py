@@ -31,7 +31,7 @@ def render(report: Report, *, color: bool) -> str:
 def test_plain_report_layout(grade_toy, tmp_path: Path) -> None:
     text = render(grade_toy(WRONG, tmp_path), color=False)
     assert "\x1b" not in text
-    table_row = re.search(r"^✗\s+second\s.*1/5 differ, max err 1\s*$", text, re.MULTILINE)
+    table_row = re.search(r"^✗\s+second\s.*1/5 differ, max 1\s*$", text, re.MULTILINE)
     assert table_row is not None  # the case table gives a few words per case
     assert text.index("What to fix") < text.index("values-mismatch") < table_row.start()
     assert "index" in text and "expected" in text and "actual" in text

@@ -88,7 +88,7 @@ def _short_detail(case: CaseResult) -> str:
         return case.message[:60]
     if comparison.kind == "values-mismatch":
         worst = comparison.max_abs_error
-        tail = f", max err {worst:.3g}" if isinstance(worst, float) else ""
+        tail = f", max {worst:.3g}" if isinstance(worst, float) else ""
         return f"{comparison.n_mismatched}/{comparison.n_elements} differ{tail}"
     if comparison.kind in ("shape-mismatch", "too-large"):
         return f"shape {tuple(comparison.actual_shape or [])} ≠ {tuple(comparison.expected_shape)}"
@@ -98,12 +98,12 @@ def _short_detail(case: CaseResult) -> str:
 
 
 def _case_table(cases: list[CaseResult]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("", width=1)
-    table.add_column("case", style="bold", no_wrap=True)
-    table.add_column("inputs", overflow="fold")
-    table.add_column("status", no_wrap=True)
-    table.add_column("detail", overflow="fold")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
+    table.add_column("", width=1, no_wrap=True)
+    table.add_column("case", style="bold", no_wrap=True, min_width=max(len(c.id) for c in cases))
+    table.add_column("inputs", overflow="ellipsis", no_wrap=True, ratio=1)
+    table.add_column("status", no_wrap=True, min_width=7)
+    table.add_column("detail", overflow="ellipsis", no_wrap=True, min_width=22)
     for case in cases:
         style = STATUS_STYLE[case.status]
         inputs = ", ".join(f"{k}={v}" for k, v in case.inputs.items())
