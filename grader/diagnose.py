@@ -276,16 +276,11 @@ def _grouped(code: str, members: list[CaseResult], what: str, hint: str) -> Diag
 
 def _values_diagnosis(members: list[CaseResult]) -> Diagnosis:
     ids = [m.id for m in members]
-
-    def size(r: CaseResult) -> float:
-        err = r.comparison.max_abs_error if r.comparison else None
-        return err if isinstance(err, float) else float("inf")
-
-    worst = max(members, key=size)
+    first = members[0]
+    detail = first.comparison.message if first.comparison else first.message
     return Diagnosis(
         code="values-mismatch",
-        message=f"Values differ from the reference in {_plural(len(ids), 'case')}; the largest difference is in "
-        f"{worst.id}: {worst.comparison.message if worst.comparison else worst.message}.",
+        message=f"Values differ from the reference in {_plural(len(ids), 'case')}; first in {first.id}: {detail}.",
         hint="Compare your steps with the exercise text: layer sizes, the keys given to init and apply, the flag.",
         evidence=f"outputs compared element by element in {_plural(len(ids), 'case')}: {_case_list(ids)}",
         cases=ids,
