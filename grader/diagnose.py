@@ -87,6 +87,9 @@ def ending_reason(run: ChildRun) -> str:
         return f"the submission ended the process {place} (exit status {run.returncode})"
     if run.ending == "output-limit":
         return f"stopped {place}: {run.detail}"
+    if run.ending == "harness-error":
+        last = run.stray_stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+        return f"the process broke down {place}: the submission interfered with the harness ({sanitize(last[0])})"
     if run.ending == "protocol-error":
         return f"stopped {place}: the result channel was tampered with ({run.detail})"
     return f"stopped {place}: {run.detail}"
@@ -113,11 +116,13 @@ def run_diagnosis(run: ChildRun, source: Source, entry_point: str) -> Diagnosis 
         "exited": "Do not call sys.exit(), exit() or os._exit() in the submission: return the result instead.",
         "output-limit": "Return only the array the exercise asks for.",
     }
+    hints["harness-error"] = "Leave the process's file descriptors and standard streams alone."
     cases = [run.current_case] if run.current_case else []
+    reason = ending_reason(run)
     return Diagnosis(
         code=code,
-        message=ending_reason(run)[0].upper() + ending_reason(run)[1:] + ".",
-        hint=hints.get(code),
+        message=reason[0].upper() + reason[1:] + ".",
+        hint=hints.get(run.ending, hints.get(code)),
         evidence=_stray_evidence(run),
         cases=cases,
     )

@@ -187,7 +187,7 @@ def _judge_and_report(
     if run.hello is not None and run.hello.preload_error is not None:
         error = run.hello.preload_error
         raise SandboxError(f"the child could not import {exercise.spec.preload}: {error.type}: {error.message}")
-    if run.ending == "harness-error":
+    if run.ending == "harness-error" and run.hello is None:  # before any submission code ran: our fault
         raise SandboxError(f"the grading harness failed: {run.stray_stderr.decode('utf-8', 'replace')[-1500:]}")
     problem = run_diagnosis(run, source, exercise.spec.entry_point.name)
     reason = skip_reason(problem) if problem else ending_reason(run)

@@ -217,3 +217,38 @@ def _digest_tree(root: Path) -> str:
             digest.update(str(path).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def test_closing_the_result_channel_is_not_a_pass(grade_toy, tmp_path: Path) -> None:
+    source = (
+        CORRECT
+        + """
+import os
+for fd in range(3, 64):
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+"""
+    )
+    report = grade_toy(source, tmp_path)
+    assert report.status == "error"
+    assert codes(report) and codes(report)[0] in ("protocol-error", "exited", "crashed", "import-error")
+
+
+def test_forged_frames_on_the_channel_cannot_pass(grade_toy, tmp_path: Path) -> None:
+    source = """
+import json, os, sys
+
+def scale(factor, x):
+    for fd in range(3, 64):
+        try:
+            payload = json.dumps({"type": "done"}).encode()
+            os.write(fd, len(payload).to_bytes(4, "big") + payload)
+        except OSError:
+            pass
+    return x
+"""
+    report = grade_toy(source, tmp_path)
+    assert report.status != "passed"
+    assert report.score == 0

@@ -40,7 +40,8 @@ def _header(report: Report) -> Panel:
     grid.add_column()
     grid.add_row("exercise", f"{escape(report.exercise.id)} · {escape(report.exercise.title)}")
     grid.add_row("submission", escape(report.submission.path))
-    grid.add_row("environment", f"{versions} · backend {env.backend or '?'} · {env.isolation} isolation")
+    backend = f" · backend {env.backend}" if env.backend else ""
+    grid.add_row("environment", f"{versions}{backend} · {env.isolation} isolation")
     return Panel(grid, title="[bold]grader[/]", title_align="left", box=box.ROUNDED, expand=False)
 
 

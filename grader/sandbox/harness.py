@@ -179,7 +179,8 @@ def _apply_limits(limits: dict) -> None:
             continue
         _, hard = resource.getrlimit(which)
         value = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
-        resource.setrlimit(which, (value, value))
+        with contextlib.suppress(ValueError, OSError):  # a platform without this limit keeps the others
+            resource.setrlimit(which, (value, value))
 
 
 def _decode_arg(spec: dict):

@@ -213,6 +213,8 @@ class _Supervisor:
         except subprocess.TimeoutExpired:
             self._kill()
             run.returncode = self.proc.wait()
+            if run.ending == "completed" and not self.done:
+                run.ending, run.detail = "protocol-error", "the child closed its result channel and kept running"
         # Whatever the child left running in its process group goes with it.
         self._kill()
         self._drain_streams()
