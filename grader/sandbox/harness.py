@@ -143,12 +143,17 @@ def _flush_std() -> None:
 
 
 def _strip_sys_path(hidden: list[str]) -> None:
-    """Keeps the grader's and the reference's folders off the import path."""
-    hidden_real = [os.path.realpath(p) for p in hidden]
+    """Keeps the grader's and the reference's folders off the import path.
+
+    An entry goes when it is one of the hidden folders itself; the Python environment's own entries stay
+    even when that environment lives inside a hidden folder (a virtual environment in the checkout).
+    """
+    hidden_real = {os.path.realpath(p) for p in hidden}
+    prefix = os.path.realpath(sys.prefix) + os.sep
     kept = []
     for entry in sys.path:
         real = os.path.realpath(entry or os.curdir)
-        if entry in ("", ".") or any(real == h or real.startswith(h + os.sep) for h in hidden_real):
+        if entry in ("", ".") or (real in hidden_real and not real.startswith(prefix)):
             continue
         kept.append(entry)
     sys.path[:] = kept
