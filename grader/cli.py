@@ -10,6 +10,8 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -48,6 +50,21 @@ def _fault(exc: BaseException) -> typer.Exit:
     return _fail(f"internal error: {type(exc).__name__}: {exc} (set GRADER_DEBUG=1 for the traceback)", EXIT_FAULT)
 
 
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """Maps the grader's exceptions to messages on stderr and the documented exit codes."""
+    try:
+        yield
+    except UsageError as exc:
+        raise _fail(str(exc), EXIT_USAGE) from exc
+    except GraderError as exc:
+        raise _fail(str(exc), EXIT_FAULT) from exc
+    except KeyboardInterrupt:
+        raise _fail("interrupted", 130) from None
+    except Exception as exc:  # any other exception is a bug in the grader
+        raise _fault(exc) from exc
+
+
 def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
@@ -78,7 +95,7 @@ def grade(
     """Grade one submission file and report the verdict."""
     from grader.grading import GradeOptions, grade_file
 
-    try:
+    with _exit_codes():
         options = GradeOptions(cache_dir=None) if no_cache else GradeOptions()
         report = grade_file(path, exercise_id=exercise, options=options)
         if fmt is Format.json:
@@ -87,14 +104,6 @@ def grade(
             _write(render_json(report), output)
         else:
             _print_rich(report, output, color)
-    except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from exc
-    except GraderError as exc:
-        raise _fail(str(exc), EXIT_FAULT) from exc
-    except KeyboardInterrupt:
-        raise _fail("interrupted", 130) from None
-    except Exception as exc:
-        raise _fault(exc) from exc
     raise typer.Exit(EXIT_PASSED if report.passed else EXIT_NOT_PASSED)
 
 
@@ -126,10 +135,8 @@ def exercises(
     """List the exercises that can be graded."""
     from grader.exercise import discover_exercises
 
-    try:
+    with _exit_codes():
         found = discover_exercises()
-    except GraderError as exc:
-        raise _fail(str(exc), EXIT_FAULT) from exc
     if fmt is Format.json:
         rows = [
             {"id": e.id, "title": e.spec.title, "entry_point": e.spec.entry_point.signature} for e in found.values()
@@ -155,13 +162,8 @@ def show(
     from grader.render.exercise import render_exercise
     from grader.render.terminal import make_console
 
-    try:
-        found = get_exercise(exercise_id)
-        render_exercise(found, make_console())
-    except UsageError as exc:
-        raise _fail(str(exc), EXIT_USAGE) from exc
-    except GraderError as exc:
-        raise _fail(str(exc), EXIT_FAULT) from exc
+    with _exit_codes():
+        render_exercise(get_exercise(exercise_id), make_console())
 
 
 def main() -> None:

@@ -71,14 +71,25 @@ def _rows(
 
 
 def compare_arrays(
-    actual: np.ndarray, expected: np.ndarray, *, rtol: float, atol: float, actual_type: str | None = None
+    actual: np.ndarray,
+    expected: np.ndarray,
+    *,
+    rtol: float,
+    atol: float,
+    actual_type: str | None = None,
+    actual_dtype: str | None = None,
 ) -> Comparison:
-    """Compares shape, dtype and values (``|a - e| <= atol + rtol * |e|``, NaN equal only to NaN)."""
+    """Compares shape, dtype and values (``|a - e| <= atol + rtol * |e|``, NaN equal only to NaN).
+
+    ``actual_dtype`` names the dtype the submission returned when the array arrived widened (a bfloat16
+    or float128 output travels as float32 or float64).
+    """
+    actual_dtype = actual_dtype or actual.dtype.name
     base = {
         "expected_shape": list(expected.shape),
         "actual_shape": list(actual.shape),
         "expected_dtype": expected.dtype.name,
-        "actual_dtype": actual.dtype.name,
+        "actual_dtype": actual_dtype,
         "actual_type": actual_type,
         "rtol": rtol,
         "atol": atol,
@@ -117,11 +128,11 @@ def compare_arrays(
         return Comparison(
             ok=False, kind="values-mismatch", message=_values_message(stats, abs_err, rtol, atol), **base, **stats
         )
-    if actual.dtype != expected.dtype:
+    if actual_dtype != expected.dtype.name:
         return Comparison(
             ok=False,
             kind="dtype-mismatch",
-            message=f"values match, but the dtype is {actual.dtype.name} instead of {expected.dtype.name}",
+            message=f"values match, but the dtype is {actual_dtype} instead of {expected.dtype.name}",
             **base,
             **stats,
         )
@@ -144,4 +155,5 @@ def _values_message(stats: dict, abs_err: np.ndarray, rtol: float, atol: float) 
 
 def describe_wrong_type(type_name: str, text: str) -> str:
     """The message for an output that is not an array at all."""
-    return f"expected an array, got {type_name}: {text[:120]}"
+    shown = text if len(text) <= 120 else text[:119] + "…"
+    return f"expected an array, got {type_name}: {shown}"

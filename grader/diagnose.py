@@ -8,6 +8,7 @@ parse of the source.
 
 from __future__ import annotations
 
+import re
 import signal
 from collections import defaultdict
 
@@ -34,7 +35,7 @@ def _source_lines(source: Source, numbers: list[int]) -> list[SourceLine]:
     for n in numbers:
         if n not in seen and source.line(n):
             seen.append(n)
-    return [SourceLine(line=n, text=source.line(n)) for n in seen[:5]]
+    return [SourceLine(line=n, text=sanitize(source.line(n))) for n in seen[:5]]
 
 
 def syntax_diagnosis(source: Source) -> Diagnosis:
@@ -97,6 +98,8 @@ def ending_reason(run: ChildRun) -> str:
 
 def _stray_evidence(run: ChildRun) -> str | None:
     text = run.stray_stderr.decode("utf-8", "replace").strip()
+    if run.ending == "timeout":
+        return f"the phase was stopped at its deadline ({run.detail})"
     return f"last output on stderr:\n{sanitize(text[-800:])}" if text else None
 
 
@@ -119,18 +122,34 @@ def run_diagnosis(run: ChildRun, source: Source, entry_point: str) -> Diagnosis 
     hints["harness-error"] = "Leave the process's file descriptors and standard streams alone."
     cases = [run.current_case] if run.current_case else []
     reason = ending_reason(run)
+    lines = _source_lines(source, _stuck_lines(run, str(source.path))) if run.ending == "timeout" else []
+    if lines:
+        reason += f", at line {lines[0].line}"
     return Diagnosis(
         code=code,
         message=reason[0].upper() + reason[1:] + ".",
         hint=hints.get(run.ending, hints.get(code)),
         evidence=_stray_evidence(run),
         cases=cases,
+        lines=lines,
     )
+
+
+_FAULTHANDLER_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in ', re.MULTILINE)
+
+
+def _stuck_lines(run: ChildRun, learner_file: str) -> list[int]:
+    """The learner's lines on the stack when a phase overran, innermost first (from faulthandler's dump)."""
+    text = run.stray_stderr.decode("utf-8", "replace")
+    start = text.rfind("Timeout (")
+    if start < 0:
+        return []
+    return [int(m["line"]) for m in _FAULTHANDLER_FRAME.finditer(text, start) if m["file"] == learner_file]
 
 
 def _import_diagnosis(error: WireError, source: Source) -> Diagnosis:
     info = error_info(error, str(source.path))
-    lines = _source_lines(source, [f.line for f in reversed(info.frames) if f.line])
+    lines = _source_lines(source, [f.line for f in info.frames if f.line])
     if error.exit_code is not None:
         return Diagnosis(
             code="exited",
@@ -151,7 +170,7 @@ def _import_diagnosis(error: WireError, source: Source) -> Diagnosis:
 
 def _import_hint(type_name: str) -> str:
     if type_name in ("ModuleNotFoundError", "ImportError"):
-        return "Import only jax, flax, numpy and the standard library; the grader provides nothing else."
+        return "Import only the standard library and the packages the exercise names; nothing else is installed."
     return "Code at the top level runs when the file is imported: keep it to imports and definitions."
 
 
@@ -181,18 +200,32 @@ def case_diagnoses(results: list[CaseResult], source: Source) -> list[Diagnosis]
 def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diagnosis]:
     # One finding per exception type and place: the same mistake gives other messages for other inputs.
     groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
+    flooded = [r for r in results if r.error is not None and r.output.limit_reached]
+    found = []
+    if flooded:
+        ids = [r.id for r in flooded]
+        size = max(max(r.output.stdout.size, r.output.stderr.size) for r in flooded)
+        found.append(
+            Diagnosis(
+                code="output-limit",
+                message=f"The function printed more than the output limit allows ({size / 2**20:.0f} MiB) "
+                f"in {_plural(len(ids), 'case')}, and writing failed.",
+                hint="Print less: a line or two per call is plenty while debugging, and nothing once it works.",
+                evidence=f"output size limit reached in {_case_list(ids)}",
+                cases=ids,
+            )
+        )
     for result in results:
-        if result.error is not None:
+        if result.error is not None and not result.output.limit_reached:
             frames = result.error.frames
             place = f"line {frames[-1].line}" if frames else result.error.message
             groups[(result.error.type, place)].append(result)
-    found = []
     for (type_name, _), members in groups.items():
         message = members[0].error.message if members[0].error else ""
         first = message.splitlines()[0] if message else ""
         ids = [m.id for m in members]
         frames = members[0].error.frames if members[0].error else []
-        lines = _source_lines(source, [f.line for f in reversed(frames) if f.line])
+        lines = _source_lines(source, [f.line for f in frames if f.line])
         if type_name == "SystemExit":
             found.append(
                 Diagnosis(
@@ -242,7 +275,7 @@ def _comparison_diagnoses(results: list[CaseResult]) -> list[Diagnosis]:
                 "shape-mismatch",
                 shape_like,
                 "returned an array of the wrong shape",
-                "The output must have the same shape as x: check Dense's features and any reshaping.",
+                "Return an array of the shape the exercise asks for: check layer sizes and any reshaping.",
             )
         )
     if by_kind["dtype-mismatch"]:
@@ -286,7 +319,7 @@ def _values_diagnosis(members: list[CaseResult]) -> Diagnosis:
     return Diagnosis(
         code="values-mismatch",
         message=f"Values differ from the reference in {_plural(len(ids), 'case')}; first in {first.id}: {detail}.",
-        hint="Compare your steps with the exercise text: layer sizes, the keys given to init and apply, the flag.",
+        hint="Compare each step with the exercise text; `grader show` prints it again.",
         evidence=f"outputs compared element by element in {_plural(len(ids), 'case')}: {_case_list(ids)}",
         cases=ids,
     )

@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from grader.errors import SpecError, UsageError
@@ -36,6 +37,13 @@ class Parameter(_Spec):
     def _array_needs_dtype(self) -> Parameter:
         if self.type == "array" and not self.dtype:
             raise ValueError(f"array parameter {self.name!r} needs a dtype")
+        if self.dtype is not None:
+            try:
+                kind = np.dtype(self.dtype).kind
+            except TypeError:
+                raise ValueError(f"dtype {self.dtype!r} of parameter {self.name!r} is not a numpy dtype") from None
+            if kind not in "biufc":
+                raise ValueError(f"dtype {self.dtype!r} of parameter {self.name!r} is not numeric")
         return self
 
 
@@ -93,8 +101,8 @@ class Limits(_Spec):
     import_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     case_timeout_s: Annotated[float, Field(gt=0)] = 20.0
     memory_mb: Annotated[int, Field(ge=256)] = 4096
-    capture_bytes: Annotated[int, Field(ge=256)] = 8192
-    max_output_elements: Annotated[int, Field(ge=1)] = 1_000_000
+    capture_bytes: Annotated[int, Field(ge=256, le=65536)] = 8192
+    max_output_elements: Annotated[int, Field(ge=1, le=2_000_000)] = 1_000_000
 
 
 class ExerciseSpec(_Spec):
@@ -105,11 +113,13 @@ class ExerciseSpec(_Spec):
     reference: str = Field(description="Python file with the reference solution, relative to the spec.")
     entry_point: EntryPoint
     preload: list[str] = Field(default_factory=list, description="Modules the child imports first.")
-    output_dtype: str | None = None
     tolerance: Tolerance = Tolerance()
     limits: Limits = Limits()
     expand: dict[str, Expansion] = Field(default_factory=dict)
-    hints: list[str] = Field(default_factory=list)
+    hints: list[str] = Field(default_factory=list, description="Hints for the learner, in the order to give them.")
+    feedback: dict[Annotated[str, Field(pattern=r"^[a-z][a-z-]*$")], str] = Field(
+        default_factory=dict, description="Hints by diagnosis code, in place of the engine's generic ones."
+    )
     cases: list[CaseSpec]
 
     @model_validator(mode="after")
@@ -128,6 +138,13 @@ class ExerciseSpec(_Spec):
                 raise ValueError(
                     f"case {case.id!r} gives inputs {sorted(case.inputs)}, expected exactly {sorted(wanted)}"
                 )
+            for param in self.entry_point.parameters:
+                if (
+                    param.name in case.inputs
+                    and param.type != "array"
+                    and isinstance(case.inputs[param.name], (list, ArrayFill))
+                ):
+                    raise ValueError(f"case {case.id!r}: {param.name!r} is a {param.type}, not an array")
         if not self.cases:
             raise ValueError("an exercise needs at least one case")
         return self
@@ -154,7 +171,10 @@ class Exercise(BaseModel):
         return (self.folder / self.spec.prompt).resolve()
 
     def prompt_text(self) -> str:
-        return self.prompt_path.read_text(encoding="utf-8")
+        try:
+            return self.prompt_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"{self.folder / SPEC_FILE}: prompt: cannot read {self.prompt_path}: {exc}") from exc
 
 
 def _format_validation_error(path: Path, error: ValidationError) -> str:
@@ -184,6 +204,7 @@ def load_exercise(folder: Path) -> Exercise:
     for field, target in (("prompt", exercise.prompt_path), ("reference", exercise.reference_path)):
         if not target.is_file():
             raise SpecError(f"{path}: {field}: file not found: {target}")
+    exercise.prompt_text()
     return exercise
 
 
@@ -205,6 +226,8 @@ def discover_exercises(roots: list[Path] | None = None) -> dict[str, Exercise]:
     """Every exercise under the roots, by id. A malformed spec is an error, not a silent omission."""
     found: dict[str, Exercise] = {}
     for root in exercise_roots() if roots is None else roots:
+        if not root.is_dir():
+            raise UsageError(f"exercise folder not found: {root} (from ${EXERCISES_ENV} or the installation)")
         for folder in sorted(p for p in root.iterdir() if (p / SPEC_FILE).is_file()):
             exercise = load_exercise(folder)
             if exercise.id in found:

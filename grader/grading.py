@@ -20,7 +20,7 @@ from grader.diagnose import case_diagnoses, ending_reason, run_diagnosis, skip_r
 from grader.environment import describe_environment
 from grader.errors import GraderError, SandboxError, UsageError
 from grader.exercise import Exercise, discover_exercises
-from grader.judge import captured, judge_run
+from grader.judge import captured, judge_run, skipped_case
 from grader.reference import Expected, run_reference
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
 from grader.sandbox.protocol import encode_arg
@@ -149,8 +149,8 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
     exercise = resolve_exercise(source, exercise_id, discover_exercises(options.exercise_roots))
     cases = build_cases(exercise)
     if source.problem is not None:
-        problem = syntax_diagnosis(source)
-        results = [_skipped(c, skip_reason(problem)) for c in cases]
+        problem = _with_exercise_hints(exercise, [syntax_diagnosis(source)])[0]
+        results = [skipped_case(c, skip_reason(problem)) for c in cases]
         return _report(
             exercise, source, results, [problem], backend=None, cache="off", started=started, import_output=None
         )
@@ -181,22 +181,33 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
     return _judge_and_report(exercise, source, cases, run, expected, started)
 
 
+def _with_exercise_hints(exercise: Exercise, diagnoses: list[Diagnosis]) -> list[Diagnosis]:
+    """The exercise's own hint for a code, where its spec has one, replaces the engine's generic hint."""
+    feedback = exercise.spec.feedback
+    return [d.model_copy(update={"hint": feedback[d.code]}) if d.code in feedback else d for d in diagnoses]
+
+
 def _judge_and_report(
     exercise: Exercise, source: Source, cases: list[Case], run: ChildRun, expected: Expected, started: float
 ) -> Report:
     if run.hello is not None and run.hello.preload_error is not None:
         error = run.hello.preload_error
         raise SandboxError(f"the child could not import {exercise.spec.preload}: {error.type}: {error.message}")
-    if run.ending == "harness-error" and run.hello is None:  # before any submission code ran: our fault
-        raise SandboxError(f"the grading harness failed: {run.stray_stderr.decode('utf-8', 'replace')[-1500:]}")
+    if run.hello is None and run.ending in ("harness-error", "timeout", "crashed"):
+        # No submission code had run yet: the child could not even set up its environment.
+        stderr = run.stray_stderr.decode("utf-8", "replace")[-1500:]
+        raise SandboxError(f"the child process did not start ({run.ending}: {run.detail}) {stderr}".rstrip())
     problem = run_diagnosis(run, source, exercise.spec.entry_point.name)
     reason = skip_reason(problem) if problem else ending_reason(run)
     tol = exercise.spec.tolerance
     results = judge_run(
         cases, run, expected.outputs, rtol=tol.rtol, atol=tol.atol, learner_file=str(source.path), reason=reason
     )
-    diagnoses = ([problem] if problem else []) + case_diagnoses(results, source)
-    import_output = captured(run.imported.stdout, run.imported.stderr) if run.imported else None
+    diagnoses = _with_exercise_hints(exercise, ([problem] if problem else []) + case_diagnoses(results, source))
+    imported = run.imported
+    import_output = (
+        captured(imported.stdout, imported.stderr, limit_reached=imported.output_limit) if imported else None
+    )
     return _report(
         exercise,
         source,
@@ -206,19 +217,6 @@ def _judge_and_report(
         cache=expected.cache,
         started=started,
         import_output=import_output,
-    )
-
-
-def _skipped(case: Case, reason: str) -> CaseResult:
-    return CaseResult(
-        id=case.id,
-        title=case.title,
-        status="skipped",
-        hidden=case.hidden,
-        weight=case.weight,
-        score=0.0,
-        inputs=case.inputs_brief(),
-        message=f"not run: {reason}",
     )
 
 

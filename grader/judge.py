@@ -21,10 +21,11 @@ def sanitize(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def captured(stdout: WireCapture, stderr: WireCapture) -> CapturedOutput:
+def captured(stdout: WireCapture, stderr: WireCapture, *, limit_reached: bool = False) -> CapturedOutput:
     return CapturedOutput(
         stdout=CapturedText(text=sanitize(stdout.text), size=stdout.size, truncated=stdout.truncated),
         stderr=CapturedText(text=sanitize(stderr.text), size=stderr.size, truncated=stderr.truncated),
+        limit_reached=limit_reached,
     )
 
 
@@ -57,10 +58,20 @@ def _hide(case: Case, comparison: Comparison | None) -> Comparison | None:
 def judge_result(
     case: Case, result: Result, expected: np.ndarray, *, rtol: float, atol: float, learner_file: str
 ) -> CaseResult:
-    common = _common(case, output=captured(result.stdout, result.stderr), duration_s=result.duration_s)
+    common = case_fields(
+        case,
+        output=captured(result.stdout, result.stderr, limit_reached=result.output_limit),
+        duration_s=result.duration_s,
+    )
     if result.error is not None:
         info = error_info(result.error, learner_file)
-        return CaseResult(status="error", score=0.0, message=_error_message(info, result.error), error=info, **common)
+        return CaseResult(
+            status="error",
+            score=0.0,
+            message=_error_message(info, result.error, output_limit=result.output_limit),
+            error=info,
+            **common,
+        )
     value = result.value
     if isinstance(value, ArrayValue):
         try:
@@ -68,7 +79,9 @@ def judge_result(
         except ValueError as exc:
             comparison = _unusable(expected, rtol, atol, value.type, f"the returned array is unusable: {exc}")
         else:
-            comparison = compare_arrays(actual, expected, rtol=rtol, atol=atol, actual_type=value.type)
+            comparison = compare_arrays(
+                actual, expected, rtol=rtol, atol=atol, actual_type=value.type, actual_dtype=value.dtype
+            )
     elif isinstance(value, ObjectValue):
         comparison = _unusable(expected, rtol, atol, value.type, describe_wrong_type(value.type, sanitize(value.repr)))
     else:
@@ -78,9 +91,9 @@ def judge_result(
             rtol,
             atol,
             value.type,
-            f"the returned array is too large: shape {tuple(value.shape)}",
+            f"the returned array is too large to compare: shape {tuple(value.shape)}",
             kind="too-large",
-        )
+        ).model_copy(update={"actual_shape": list(value.shape), "actual_dtype": value.dtype})
     status = "passed" if comparison.ok else "failed"
     return CaseResult(
         status=status,
@@ -106,14 +119,17 @@ def _unusable(
     )
 
 
-def _error_message(info: ErrorInfo, error: WireError) -> str:
+def _error_message(info: ErrorInfo, error: WireError, *, output_limit: bool = False) -> str:
+    if output_limit:
+        return "stopped at the output limit: the case printed too much"
     if error.exit_code is not None:
         return f"the submission called sys.exit({error.exit_code})"
     first_line = info.message.splitlines()[0] if info.message else ""
     return f"raised {info.type}: {first_line}"[:300]
 
 
-def _common(case: Case, **extra: object) -> dict:
+def case_fields(case: Case, **extra: object) -> dict:
+    """The fields every result of a case has; a hidden case's inputs are not shown."""
     inputs = {name: "hidden" for name in case.inputs_brief()} if case.hidden else case.inputs_brief()
     return {"id": case.id, "title": case.title, "hidden": case.hidden, "weight": case.weight, "inputs": inputs, **extra}
 
@@ -121,8 +137,12 @@ def _common(case: Case, **extra: object) -> dict:
 def unfinished_case(case: Case, run: ChildRun, reason: str) -> CaseResult:
     """A case without a result: the one the child died in is an error, the ones after it are skipped."""
     if run.current_case == case.id:
-        return CaseResult(status="error", score=0.0, message=reason, **_common(case))
-    return CaseResult(status="skipped", score=0.0, message=f"not run: {reason}", **_common(case))
+        return CaseResult(status="error", score=0.0, message=reason, **case_fields(case))
+    return skipped_case(case, reason)
+
+
+def skipped_case(case: Case, reason: str) -> CaseResult:
+    return CaseResult(status="skipped", score=0.0, message=f"not run: {reason}", **case_fields(case))
 
 
 def judge_run(

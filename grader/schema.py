@@ -71,6 +71,7 @@ class CapturedText(_Model):
 class CapturedOutput(_Model):
     stdout: CapturedText = CapturedText()
     stderr: CapturedText = CapturedText()
+    limit_reached: bool = Field(default=False, description="Writing stopped at the output size limit.")
 
     @property
     def empty(self) -> bool:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import ast
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.errors import UsageError
 
 MAX_SOURCE_BYTES = 1024 * 1024
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ class Source:
     definitions: frozenset[str] = field(default_factory=frozenset)
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
+        """Line ``number`` (1-based) as Python counts lines: form feeds and the like do not end one."""
+        lines = _LINE_END.split(self.text)
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 

@@ -159,3 +159,11 @@ def test_every_command_has_help(cache_dir: Path, command: str) -> None:
     result = run(cache_dir, command, "--help")
     assert result.returncode == 0
     assert "Usage" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["exercises"], ["show", "toy-scale"], ["grade", "submissions/correct.py"]])
+def test_a_missing_exercise_folder_is_a_usage_error_everywhere(cache_dir: Path, command: list[str]) -> None:
+    result = run(cache_dir, *command, GRADER_EXERCISES="/no/such/folder")
+    assert result.returncode == 2
+    assert "exercise folder not found: /no/such/folder" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -102,3 +102,40 @@ def test_cases_are_deterministic() -> None:
 def test_case_weights_make_a_maximum() -> None:
     cases = build_cases(load_exercise(BUNDLED))
     assert sum(c.weight for c in cases) > len(cases)  # the worked example counts double
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ('dtype = "float32"', 'dtype = "flaot32"', "not a numpy dtype"),
+        ('dtype = "float32"', 'dtype = "U4"', "not numeric"),
+        ("inputs = { factor = 2.0, ", "inputs = { factor = [2.0], ", "is a float, not an array"),
+        ("capture_bytes", "capture_bytes", ""),
+    ],
+)
+def test_values_the_engine_cannot_use_are_refused_at_load(tmp_path: Path, old: str, new: str, field: str) -> None:
+    folder = _copy_toy(tmp_path)
+    spec = folder / "exercise.toml"
+    text = spec.read_text()
+    if old == "capture_bytes":
+        text = text.replace("[limits]\n", "[limits]\ncapture_bytes = 10000000\n")
+        field = "limits.capture_bytes"
+    else:
+        assert old in text
+        text = text.replace(old, new, 1)
+    spec.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_exercise(folder)
+    assert str(spec) in str(info.value) and field in str(info.value)
+
+
+def test_unreadable_prompt_is_a_spec_error(tmp_path: Path) -> None:
+    folder = _copy_toy(tmp_path)
+    (folder / "prompt.md").write_bytes(b"\xff\xfe bad")
+    with pytest.raises(SpecError, match="prompt"):
+        load_exercise(folder)
+
+
+def test_missing_exercise_folder_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="exercise folder not found"):
+        discover_exercises([tmp_path / "nowhere"])

@@ -71,6 +71,9 @@ def test_endless_loop_times_out_in_its_case(grade_toy, tmp_path: Path) -> None:
     assert codes(report)[0] == "timeout"
     assert "second" in report.diagnoses[0].message
     assert "3 s" in report.cases[1].message
+    # The stack at the deadline points into the loop (the while line or its body).
+    (line,) = report.diagnoses[0].lines
+    assert line.line in (5, 6) and report.diagnoses[0].message.endswith(f"at line {line.line}.")
 
 
 def test_hang_at_import_times_out(grade_toy, tmp_path: Path) -> None:
@@ -100,7 +103,7 @@ def test_exception_shows_only_the_learners_frames(grade_toy, tmp_path: Path) -> 
     assert [f.line for f in error.frames] == [7, 4]
     assert all(f.file == str(tmp_path / "submission.py") for f in error.frames)
     assert error.raised_in is not None and "numpy" in error.raised_in
-    assert [line.line for line in report.diagnoses[0].lines] == [4, 7]
+    assert [line.line for line in report.diagnoses[0].lines] == [7, 4]
 
 
 def test_output_is_captured_per_case_and_escaped(grade_toy, tmp_path: Path) -> None:
@@ -118,6 +121,17 @@ def test_output_is_captured_per_case_and_escaped(grade_toy, tmp_path: Path) -> N
         "factor is 3.0 \\x1b[2J\n",
         "factor is -1.0 \\x1b[2J\n",
     ]
+
+
+def test_output_beyond_the_file_size_limit_is_an_output_limit_verdict(grade_toy, tmp_path: Path) -> None:
+    source = CORRECT.replace(
+        "def scale(factor, x):\n", "def scale(factor, x):\n    for _ in range(80):\n        print('z' * 1_000_000)\n"
+    )
+    report = grade_toy(source, tmp_path)
+    assert report.status == "failed"
+    assert codes(report) == ["output-limit"]
+    assert report.cases[0].status == "error" and report.cases[0].output.limit_reached
+    assert "output limit" in report.cases[0].message
 
 
 def test_flood_of_output_is_truncated(grade_toy, tmp_path: Path) -> None:
@@ -252,3 +266,94 @@ def scale(factor, x):
     report = grade_toy(source, tmp_path)
     assert report.status != "passed"
     assert report.score == 0
+
+
+def test_forged_result_frames_give_a_verdict_not_a_fault(grade_toy, tmp_path: Path) -> None:
+    source = """
+import json, os, sys
+
+def scale(factor, x):
+    case = sys._getframe(1).f_locals.get("case", {}).get("id", "first")
+    payload = json.dumps({"type": "result", "case": case, "value": None, "error": None}).encode()
+    os.write(int(sys.argv[2]), len(payload).to_bytes(4, "big") + payload)
+    return x
+"""
+    report = grade_toy(source, tmp_path)
+    assert report.status == "error"
+    assert codes(report)[0] == "protocol-error"
+    assert "cannot accept" in report.diagnoses[0].message
+
+
+def test_a_forged_done_at_import_is_refused(grade_toy, tmp_path: Path) -> None:
+    source = (
+        CORRECT
+        + """
+import json, os, sys
+payload = json.dumps({"type": "done"}).encode()
+os.write(int(sys.argv[2]), len(payload).to_bytes(4, "big") + payload)
+"""
+    )
+    report = grade_toy(source, tmp_path)
+    assert report.status == "error"
+    assert codes(report) == ["protocol-error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("return np.zeros((1,) * 9, np.float32)", "shape-mismatch"),
+        ("raise ValueError('\\ud800 lone surrogate')", "exception"),
+        ("return (np.asarray(x) * factor).astype(np.longdouble)", "dtype-mismatch"),
+    ],
+)
+def test_odd_outputs_are_ordinary_verdicts(grade_toy, tmp_path: Path, body: str, code: str) -> None:
+    report = grade_toy(f"import numpy as np\n\ndef scale(factor, x):\n    {body}\n", tmp_path)
+    assert report.status == "failed"
+    assert codes(report)[0] == code
+
+
+def test_exit_while_a_grandchild_holds_the_channel_is_not_a_timeout(grade_toy, tmp_path: Path) -> None:
+    source = """
+import os, time
+
+def scale(factor, x):
+    if os.fork() == 0:
+        time.sleep(30)
+        os._exit(0)
+    os._exit(3)
+"""
+    report = grade_toy(source, tmp_path)
+    assert codes(report)[0] == "exited"
+    assert "status 3" in report.diagnoses[0].message
+    assert report.duration_s < 3 * 3  # well before the case's 3 s deadline would add up
+
+
+def test_source_lines_are_escaped_in_diagnoses(grade_toy, tmp_path: Path) -> None:
+    source = "def scale(factor, x):\n    raise ValueError('\x1b[2J')  # \x1b]0;title\x07\n"
+    report = grade_toy(source, tmp_path)
+    (line,) = report.diagnoses[0].lines
+    assert "\x1b" not in line.text and "\\x1b[2J" in line.text
+
+
+def test_form_feed_does_not_shift_line_numbers(grade_toy, tmp_path: Path) -> None:
+    source = "import numpy as np\n\x0c\ndef scale(factor, x):\n    raise KeyError('here')\n"
+    report = grade_toy(source, tmp_path)
+    (line,) = report.diagnoses[0].lines
+    assert line.line == 4 and "raise KeyError" in line.text
+
+
+def test_hidden_cases_keep_their_inputs_hidden_when_skipped(tmp_path: Path, cache_dir: Path) -> None:
+    import shutil
+
+    from grader.grading import GradeOptions, grade_file
+    from tests.conftest import TOY_EXERCISES
+
+    shutil.copytree(TOY_EXERCISES.parent, tmp_path / "fixtures")
+    spec = tmp_path / "fixtures" / "exercises" / "toy-scale" / "exercise.toml"
+    spec.write_text(spec.read_text().replace('id = "third"', 'id = "third"\nhidden = true'))
+    submission = tmp_path / "s.py"
+    submission.write_text("def scale(factor, x)\n")
+    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[tmp_path / "fixtures" / "exercises"])
+    report = grade_file(submission, options=options)
+    third = next(c for c in report.cases if c.id == "third")
+    assert third.status == "skipped" and set(third.inputs.values()) == {"hidden"}

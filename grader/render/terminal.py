@@ -56,7 +56,9 @@ def _code_lines(diagnosis: Diagnosis) -> list[RenderableType]:
                 )
             )
         else:
-            parts.append(Syntax(line.text, "python", line_numbers=True, start_line=line.line, theme="ansi_dark"))
+            parts.append(
+                Syntax(line.text, "python", line_numbers=True, start_line=line.line, theme="ansi_dark", word_wrap=True)
+            )
     return parts
 
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import faulthandler
 import json
 import linecache
 import os
+import re
 import signal
 import sys
 import time
@@ -31,11 +33,23 @@ _write = os.write
 _perf_counter = time.perf_counter
 
 MAX_FRAMES = 40
+_LINE_ENDS = re.compile(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)")
 MAX_TEXT = 4000
 
 
+def _clean(obj: object) -> object:
+    """Replaces lone surrogates, which JSON parsers refuse, in every string of a message."""
+    if isinstance(obj, str):
+        return obj if obj.isascii() else obj.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(obj, dict):
+        return {key: _clean(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(value) for value in obj]
+    return obj
+
+
 def _send(fd: int, message: dict) -> None:
-    payload = _dumps(message, allow_nan=False).encode("utf-8")
+    payload = _dumps(_clean(message), allow_nan=False).encode("utf-8")
     data = len(payload).to_bytes(4, "big") + payload
     while data:
         written = _write(fd, data)
@@ -101,8 +115,10 @@ def _describe_error(exc: BaseException) -> dict:
 class _Capture:
     """Redirects file descriptors 1 and 2 into private files for the length of one phase."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, file_limit: int) -> None:
         self.limit = limit
+        self.file_limit = file_limit
+        self.watchdog_s: float | None = None
         self._files = {}
         self._saved = {}
         for fd in (1, 2):
@@ -110,21 +126,28 @@ class _Capture:
             self._files[fd] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
             os.unlink(path)
             self._saved[fd] = os.dup(fd)
+        # Where faulthandler writes the stack of a phase about to overrun its deadline: the real stderr.
+        self._watchdog_file = os.fdopen(self._saved[2], "w", closefd=False)
 
     def __enter__(self) -> _Capture:
         _flush_std()
         for fd, file_fd in self._files.items():
             os.ftruncate(file_fd, 0)
             os.dup2(file_fd, fd)
+        if self.watchdog_s is not None:
+            faulthandler.dump_traceback_later(self.watchdog_s, file=self._watchdog_file)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        faulthandler.cancel_dump_traceback_later()
         _flush_std()
         for fd, saved in self._saved.items():
             os.dup2(saved, fd)
 
     def collected(self) -> dict:
-        return {name: self._read(self._files[fd]) for name, fd in (("stdout", 1), ("stderr", 2))}
+        streams = {name: self._read(self._files[fd]) for name, fd in (("stdout", 1), ("stderr", 2))}
+        streams["output_limit"] = any(s["size"] >= self.file_limit for s in streams.values())
+        return streams
 
     def _read(self, file_fd: int) -> dict:
         size = os.fstat(file_fd).st_size
@@ -209,7 +232,15 @@ def _decode_arg(spec: dict):
     return spec["value"]
 
 
+# Dtypes the wire carries as they are; others are widened by kind and keep their name in "dtype".
+_WIRE = frozenset(
+    order + code
+    for order in "<|"
+    for code in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16")
+)
+_WIDER_BY_KIND = {"b": "bool", "i": "int64", "u": "uint64", "f": "float64", "c": "complex128"}
 _WIDENED = {"bfloat16": "float32", "float8_e4m3fn": "float32", "float8_e5m2": "float32"}
+MAX_DIMS = 8
 
 
 def _encode_value(value: object, max_elements: int) -> dict:
@@ -228,9 +259,11 @@ def _encode_value(value: object, max_elements: int) -> dict:
             return {"kind": "object", "type": container, "repr": f"array of dtype {dtype_name}"}
         array = array.astype(_WIDENED[dtype_name])
     shape = [int(n) for n in array.shape]
-    if array.size > max_elements:
-        return {"kind": "too-large", "type": container, "dtype": dtype_name, "shape": shape}
+    if array.size > max_elements or array.ndim > MAX_DIMS:
+        return {"kind": "too-large", "type": container, "dtype": dtype_name, "shape": shape[:64]}
     array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    if array.dtype.str not in _WIRE:
+        array = array.astype(np.dtype(_WIDER_BY_KIND[array.dtype.kind]).newbyteorder("<"))
     return {
         "kind": "array",
         "type": container,
@@ -246,7 +279,9 @@ def _import_submission(job: dict) -> types.ModuleType:
     module = types.ModuleType(job["module_name"])
     module.__file__ = filename
     sys.modules[module.__name__] = module
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    # Python ends lines at \n, \r\n and \r only (str.splitlines would also split at form feeds).
+    lines = [line for line in _LINE_ENDS.split(source) if line]
+    linecache.cache[filename] = (len(source), None, lines, filename)
     code = compile(source, filename, "exec", dont_inherit=True)
     exec(code, module.__dict__)  # running the submission is the point of this process
     return module
@@ -274,13 +309,20 @@ def _run_case(case: dict, entry, capture: _Capture, max_elements: int) -> dict:
     return message
 
 
+def _watchdog(timeout: float | None) -> float | None:
+    """Just before the grader's deadline, so the stack of a phase that hangs is on stderr when it is killed."""
+    return None if timeout is None else max(float(timeout) - 0.3, 0.1)
+
+
 def main(argv: list[str]) -> None:
     job = _read_job(int(argv[1]))
     out = int(argv[2])
-    _apply_limits(job.get("rlimits", {}))
+    limits = job.get("rlimits", {})
+    _apply_limits(limits)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    _strip_sys_path(job.get("hidden_paths", []))
-    capture = _Capture(int(job["capture_limit"]))
+    _strip_sys_path(job.pop("hidden_paths", []))  # not left lying in memory for the submission to read
+    capture = _Capture(int(job["capture_limit"]), int(limits.get("RLIMIT_FSIZE", 1 << 62)))
+    capture.watchdog_s = _watchdog(job.get("import_timeout_s"))
 
     with capture:
         try:
@@ -311,6 +353,7 @@ def main(argv: list[str]) -> None:
     imported.update(capture.collected())
     _send(out, imported)
 
+    capture.watchdog_s = _watchdog(job.get("case_timeout_s"))
     if imported["entry_point_found"]:
         for case in job["cases"]:
             _send(out, _run_case(case, entry, capture, int(job["max_output_elements"])))

@@ -29,6 +29,9 @@ from grader.sandbox.protocol import Done, FrameReader, Hello, Imported, Protocol
 HARNESS = Path(__file__).with_name("harness.py")
 HARNESS_FAULT_STATUS = 70
 STRAY_OUTPUT_BYTES = 64 * 1024
+POLL_S = 0.25
+EXIT_GRACE_S = 0.5
+REAP_WAIT_S = 5.0
 CHANNEL_BYTES = 256 * 1024 * 1024
 # Environment variables a child inherits: locale and the ones that choose JAX's backend and devices.
 INHERITED_PREFIXES = ("JAX_", "XLA_", "CUDA_", "NVIDIA_", "TPU_", "ROCR_", "HIP_")
@@ -145,7 +148,7 @@ class _Supervisor:
             run.results.append(message)
             index = len(run.results)
             run.phase = f"case:{self.case_ids[index]}" if index < len(self.case_ids) else "finish"
-        elif isinstance(message, Done):
+        elif isinstance(message, Done) and (run.phase == "finish" or (run.hello and run.hello.preload_error)):
             self.done = True
         else:
             raise ProtocolError(f"unexpected {message.type!r} message during phase {run.phase!r}")
@@ -179,20 +182,25 @@ class _Supervisor:
             self.run.ending, self.run.detail = "protocol-error", str(exc)
         finally:
             selector.close()
-        self._reap()
+            self._reap()
         return self.run
 
     def _loop(self, selector: selectors.BaseSelector) -> None:
         channel_open = True
+        exited_at: float | None = None
         while channel_open and not self.done:
             now = time.monotonic()
+            if exited_at is None and _has_exited(self.proc.pid):
+                exited_at = now
+            if exited_at is not None and now - exited_at > EXIT_GRACE_S:
+                return  # the child is gone; something it started may still hold the channel open
             deadline = min(self.phase_started + self._phase_limit(), self.total_deadline)
             if self.cancel is not None and self.cancel.is_set():
                 raise _Stop("cancelled", "grading was cancelled")
             if now >= deadline:
                 limit = self._phase_limit() if deadline < self.total_deadline else self.total_deadline - self.started
                 raise _Stop("timeout", f"no answer within {limit:g} s")
-            for key, _ in selector.select(timeout=min(deadline - now, 0.5)):
+            for key, _ in selector.select(timeout=min(deadline - now, POLL_S)):
                 fd = key.fd
                 data = os.read(fd, 1 << 16)
                 if not data:
@@ -207,16 +215,19 @@ class _Supervisor:
         _kill_group(self.proc)
 
     def _reap(self) -> None:
+        """Waits for the child, kills what is left of its process group, then collects its status.
+
+        The group is killed while the child is exited but not yet reaped, so its id cannot have been
+        given to another process in between.
+        """
         run = self.run
-        try:
-            run.returncode = self.proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
+        if not _wait_for_exit(self.proc.pid, REAP_WAIT_S):
             self._kill()
-            run.returncode = self.proc.wait()
             if run.ending == "completed" and not self.done:
                 run.ending, run.detail = "protocol-error", "the child closed its result channel and kept running"
-        # Whatever the child left running in its process group goes with it.
+            _wait_for_exit(self.proc.pid, None)
         self._kill()
+        run.returncode = self.proc.wait()
         self._drain_streams()
         run.elapsed_s = time.monotonic() - self.started
         if run.returncode < 0:
@@ -250,6 +261,23 @@ class _Stop(Exception):
         self.detail = detail
 
 
+def _has_exited(pid: int) -> bool:
+    """Whether the child has exited, without reaping it (its process group id stays reserved)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _wait_for_exit(pid: int, timeout: float | None) -> bool:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not _has_exited(pid):
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -278,6 +306,8 @@ def run_child(
     Setting ``cancel`` stops the child at the next check (within half a second).
     """
     workdir = tempfile.mkdtemp(prefix="grader-run-")
+    # The child runs its own copy of the harness, so its argv names no folder of the grader.
+    harness = shutil.copy(HARNESS, os.path.join(workdir, "harness.py"))
     job_read, job_write = os.pipe()
     channel_read, channel_write = os.pipe()
     payload = json.dumps(
@@ -290,18 +320,21 @@ def run_child(
             "hidden_paths": job.hidden_paths,
             "capture_limit": limits.capture_bytes,
             "max_output_elements": limits.max_output_elements,
+            "import_timeout_s": limits.import_timeout_s,
+            "case_timeout_s": limits.case_timeout_s,
             "rlimits": {
                 "RLIMIT_DATA": limits.memory_mb * 1024 * 1024,
                 "RLIMIT_FSIZE": limits.file_size_mb * 1024 * 1024,
                 "RLIMIT_CORE": 0,
-                "RLIMIT_CPU": int(limits.total_timeout_s(len(job.cases))) + 1,
+                # XLA computes on every core: CPU seconds can run ahead of wall seconds.
+                "RLIMIT_CPU": int(limits.total_timeout_s(len(job.cases)) * (os.cpu_count() or 1)) + 1,
             },
             "cases": job.cases,
         }
     ).encode("utf-8")
     try:
         proc = subprocess.Popen(
-            [python or sys.executable, "-I", str(HARNESS), str(job_read), str(channel_write)],
+            [python or sys.executable, "-I", harness, str(job_read), str(channel_write)],
             cwd=workdir,
             env=child_environment(workdir, job.env),
             stdin=subprocess.DEVNULL,
@@ -322,8 +355,8 @@ def run_child(
     try:
         return _Supervisor(proc, channel_read, job, limits, cancel).supervise()
     finally:
-        _kill_group(proc)
-        if proc.returncode is None:
+        if proc.returncode is None:  # only when supervision itself failed
+            _kill_group(proc)
             proc.wait()
         os.close(channel_read)
         writer.join(timeout=1.0)

@@ -13,7 +13,7 @@ import math
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 PROTOCOL_VERSION = 1
 FRAME_HEADER = 4
@@ -112,6 +112,7 @@ class Imported(_Message):
     entry_point_found: bool = False
     stdout: WireCapture = WireCapture()
     stderr: WireCapture = WireCapture()
+    output_limit: bool = False
 
 
 class Result(_Message):
@@ -122,6 +123,13 @@ class Result(_Message):
     duration_s: float | None = None
     stdout: WireCapture = WireCapture()
     stderr: WireCapture = WireCapture()
+    output_limit: bool = Field(default=False, description="a stream reached the file size limit")
+
+    @model_validator(mode="after")
+    def _value_or_error(self) -> Result:
+        if (self.value is None) == (self.error is None):
+            raise ValueError("a result holds either a value or an error")
+        return self
 
 
 class Done(_Message):
@@ -140,7 +148,7 @@ def parse_message(payload: bytes) -> Hello | Imported | Result | Done:
     try:
         return _MESSAGE.validate_json(payload)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise ProtocolError(f"invalid message from the child: {str(exc)[:300]}") from exc
+        raise ProtocolError(f"the child sent a message the grader cannot accept: {str(exc)[:300]}") from exc
 
 
 class FrameReader:
