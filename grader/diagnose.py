@@ -92,7 +92,7 @@ def ending_reason(run: ChildRun) -> str:
         last = run.stray_stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
         return f"the process broke down {place}: the submission interfered with the harness ({sanitize(last[0])})"
     if run.ending == "protocol-error":
-        return f"stopped {place}: the result channel was tampered with ({run.detail})"
+        return f"stopped {place}: {run.detail}"
     return f"stopped {place}: {run.detail}"
 
 
