@@ -52,6 +52,13 @@ def grade_toy(cache_dir: Path):
     return _grade
 
 
+def copy_toy_exercise(target: Path) -> Path:
+    """Copies the toy exercise and its reference under ``target``; returns the spec's folder."""
+    shutil.copytree(FIXTURES / "exercises", target / "exercises")
+    shutil.copytree(FIXTURES / "reference", target / "reference")
+    return target / "exercises" / "toy-scale"
+
+
 @pytest.fixture
 def scratch_copy(tmp_path: Path):
     """Copies a bundled submission into a temporary folder (for tests that edit or hash it)."""

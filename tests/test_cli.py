@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import jsonschema
 import pytest
 
 from grader.schema import report_json_schema
-from tests.conftest import FIXTURES, ROOT, SUBMISSIONS, cli_env
+from tests.conftest import FIXTURES, ROOT, SUBMISSIONS, cli_env, copy_toy_exercise
 
 GRADER = [sys.executable, "-m", "grader"]
 
@@ -103,9 +102,7 @@ def test_exercise_is_found_from_the_entry_point(cache_dir: Path, tmp_path: Path)
 
 
 def test_malformed_exercise_is_a_grader_fault_exit_3(cache_dir: Path, tmp_path: Path) -> None:
-    shutil.copytree(FIXTURES / "exercises", tmp_path / "exercises")
-    shutil.copytree(FIXTURES / "reference", tmp_path / "reference")
-    spec = tmp_path / "exercises" / "toy-scale" / "exercise.toml"
+    spec = copy_toy_exercise(tmp_path) / "exercise.toml"
     spec.write_text(spec.read_text().replace("rtol", "rtoll") + "\n[tolerance]\nrtoll = 1\n")
     result = run(cache_dir, "grade", str(SUBMISSIONS / "correct.py"), GRADER_EXERCISES=str(tmp_path / "exercises"))
     assert result.returncode == 3
@@ -113,8 +110,7 @@ def test_malformed_exercise_is_a_grader_fault_exit_3(cache_dir: Path, tmp_path: 
 
 
 def test_broken_reference_is_a_grader_fault_exit_3(cache_dir: Path, tmp_path: Path) -> None:
-    shutil.copytree(FIXTURES / "exercises", tmp_path / "exercises")
-    shutil.copytree(FIXTURES / "reference", tmp_path / "reference")
+    copy_toy_exercise(tmp_path)
     (tmp_path / "reference" / "toy_scale.py").write_text("def scale(factor, x):\n    raise RuntimeError('bug')\n")
     source = tmp_path / "s.py"
     source.write_text("def scale(factor, x):\n    return x\n")

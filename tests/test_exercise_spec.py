@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from grader.cases import build_cases, cases_fingerprint
 from grader.errors import SpecError, UsageError
 from grader.exercise import discover_exercises, get_exercise, load_exercise
-from tests.conftest import ROOT, TOY_EXERCISES
+from tests.conftest import ROOT, TOY_EXERCISES, copy_toy_exercise
 
 BUNDLED = ROOT / "exercises" / "train-eval-dropout"
 
@@ -37,10 +36,7 @@ def test_unknown_exercise_is_a_usage_error() -> None:
 
 
 def _copy_toy(tmp_path: Path) -> Path:
-    root = tmp_path / "exercises"
-    shutil.copytree(TOY_EXERCISES, root)
-    shutil.copytree(TOY_EXERCISES.parent / "reference", tmp_path / "reference")
-    return root / "toy-scale"
+    return copy_toy_exercise(tmp_path)
 
 
 @pytest.mark.parametrize(

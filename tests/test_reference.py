@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,14 @@ from grader.cases import build_cases
 from grader.exercise import load_exercise
 from grader.grading import GradeOptions, grade_file
 from grader.reference import cache_key
-from tests.conftest import FIXTURES, SUBMISSIONS
+from tests.conftest import FIXTURES, SUBMISSIONS, copy_toy_exercise
 
 CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x) * np.float32(factor)).astype('f4')\n"
 
 
 @pytest.fixture
 def toy(tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES / "exercises", tmp_path / "exercises")
-    shutil.copytree(FIXTURES / "reference", tmp_path / "reference")
+    copy_toy_exercise(tmp_path)
     (tmp_path / "s.py").write_text(CORRECT)
     return tmp_path
 

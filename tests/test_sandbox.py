@@ -343,13 +343,10 @@ def test_form_feed_does_not_shift_line_numbers(grade_toy, tmp_path: Path) -> Non
 
 
 def test_hidden_cases_keep_their_inputs_hidden_when_skipped(tmp_path: Path, cache_dir: Path) -> None:
-    import shutil
-
     from grader.grading import GradeOptions, grade_file
-    from tests.conftest import TOY_EXERCISES
+    from tests.conftest import copy_toy_exercise
 
-    shutil.copytree(TOY_EXERCISES.parent, tmp_path / "fixtures")
-    spec = tmp_path / "fixtures" / "exercises" / "toy-scale" / "exercise.toml"
+    spec = copy_toy_exercise(tmp_path / "fixtures") / "exercise.toml"
     spec.write_text(spec.read_text().replace('id = "third"', 'id = "third"\nhidden = true'))
     submission = tmp_path / "s.py"
     submission.write_text("def scale(factor, x)\n")
