@@ -20,6 +20,8 @@ class Case:
     params: tuple[Parameter, ...]
     weight: float
     hidden: bool
+    group: str = ""  # the id of the spec's case this one was expanded from
+    labels: tuple[tuple[str, str], ...] = ()  # (expanded parameter, label), e.g. (("train", "eval"),)
 
     def inputs_brief(self) -> dict[str, str]:
         return {p.name: describe_value(v) for p, v in zip(self.params, self.args, strict=True)}
@@ -57,18 +59,20 @@ def build_cases(exercise: Exercise) -> list[Case]:
     params = tuple(spec.entry_point.parameters)
     cases: list[Case] = []
     for case_spec in spec.cases:
-        variants: list[tuple[str, dict[str, InputValue]]] = [("", dict(case_spec.inputs))]
+        variants: list[tuple[tuple[tuple[str, str], ...], dict[str, InputValue]]] = [((), dict(case_spec.inputs))]
         for name, expansion in spec.expand.items():
             variants = [
-                (f"{suffix}/{label}", {**inputs, name: value})
-                for suffix, inputs in variants
+                ((*labels, (name, label)), {**inputs, name: value})
+                for labels, inputs in variants
                 for value, label in zip(expansion.values, expansion.labels, strict=True)
             ]
-        for suffix, inputs in variants:
+        for labels, inputs in variants:
             args = tuple(make_value(inputs[p.name], p) for p in params)
             cases.append(
                 Case(
-                    id=case_spec.id + suffix,
+                    id="/".join([case_spec.id, *(label for _, label in labels)]),
+                    group=case_spec.id,
+                    labels=labels,
                     title=case_spec.title,
                     args=args,
                     params=params,

@@ -30,7 +30,7 @@ def _case_list(ids: list[str]) -> str:
     return shown + (f" and {len(ids) - MAX_LISTED} more" if len(ids) > MAX_LISTED else "")
 
 
-def _source_lines(source: Source, numbers: list[int]) -> list[SourceLine]:
+def source_lines(source: Source, numbers: list[int]) -> list[SourceLine]:
     seen: list[int] = []
     for n in numbers:
         if n not in seen and source.line(n):
@@ -42,7 +42,7 @@ def syntax_diagnosis(source: Source) -> Diagnosis:
     problem = source.problem
     assert problem is not None
     where = f"line {problem.line}" if problem.line else "the file"
-    lines = _source_lines(source, [problem.line] if problem.line else [])
+    lines = source_lines(source, [problem.line] if problem.line else [])
     if lines and problem.offset:
         lines = [lines[0].model_copy(update={"column": problem.offset})]
     return Diagnosis(
@@ -122,7 +122,7 @@ def run_diagnosis(run: ChildRun, source: Source, entry_point: str) -> Diagnosis 
     hints["harness-error"] = "Leave the process's file descriptors and standard streams alone."
     cases = [run.current_case] if run.current_case else []
     reason = ending_reason(run)
-    lines = _source_lines(source, _stuck_lines(run, str(source.path))) if run.ending == "timeout" else []
+    lines = source_lines(source, _stuck_lines(run, str(source.path))) if run.ending == "timeout" else []
     if lines:
         reason += f", at line {lines[0].line}"
     return Diagnosis(
@@ -149,7 +149,7 @@ def _stuck_lines(run: ChildRun, learner_file: str) -> list[int]:
 
 def _import_diagnosis(error: WireError, source: Source) -> Diagnosis:
     info = error_info(error, str(source.path))
-    lines = _source_lines(source, [f.line for f in info.frames if f.line])
+    lines = source_lines(source, [f.line for f in info.frames if f.line])
     if error.exit_code is not None:
         return Diagnosis(
             code="exited",
@@ -189,11 +189,14 @@ def _missing_entry_point(entry_point: str, names: list[str], source: Source) -> 
     )
 
 
-def case_diagnoses(results: list[CaseResult], source: Source) -> list[Diagnosis]:
-    """Findings grouped over cases: each kind of failure once, with the cases that show it."""
+def case_diagnoses(results: list[CaseResult], source: Source, *, explained: set[str] | None = None) -> list[Diagnosis]:
+    """Findings grouped over cases: each kind of failure once, with the cases that show it.
+
+    Cases in ``explained`` already have a more specific diagnosis; they are left out of values-mismatch.
+    """
     found: list[Diagnosis] = []
     found += _exception_diagnoses(results, source)
-    found += _comparison_diagnoses(results)
+    found += _comparison_diagnoses(results, explained or set())
     return found
 
 
@@ -225,7 +228,7 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
         first = message.splitlines()[0] if message else ""
         ids = [m.id for m in members]
         frames = members[0].error.frames if members[0].error else []
-        lines = _source_lines(source, [f.line for f in frames if f.line])
+        lines = source_lines(source, [f.line for f in frames if f.line])
         if type_name == "SystemExit":
             found.append(
                 Diagnosis(
@@ -253,7 +256,7 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
     return found
 
 
-def _comparison_diagnoses(results: list[CaseResult]) -> list[Diagnosis]:
+def _comparison_diagnoses(results: list[CaseResult], explained: set[str]) -> list[Diagnosis]:
     by_kind: dict[str, list[CaseResult]] = defaultdict(list)
     for result in results:
         if result.comparison is not None and not result.comparison.ok:
@@ -270,14 +273,14 @@ def _comparison_diagnoses(results: list[CaseResult]) -> list[Diagnosis]:
         )
     shape_like = by_kind["shape-mismatch"] + by_kind["too-large"]
     if shape_like:
-        found.append(
-            _grouped(
-                "shape-mismatch",
-                shape_like,
-                "returned an array of the wrong shape",
-                "Return an array of the shape the exercise asks for: check layer sizes and any reshaping.",
-            )
+        shape = _grouped(
+            "shape-mismatch",
+            shape_like,
+            "returned an array of the wrong shape",
+            "Return an array of the shape the exercise asks for: check layer sizes and any reshaping.",
         )
+        story = _shape_story(shape_like)
+        found.append(shape.model_copy(update={"message": f"{shape.message} {story}".strip()}))
     if by_kind["dtype-mismatch"]:
         found.append(
             _grouped(
@@ -294,9 +297,31 @@ def _comparison_diagnoses(results: list[CaseResult]) -> list[Diagnosis]:
                 "non-finite", non_finite, "returned NaN or Inf values", "Look for a division by zero or an overflow."
             )
         )
-    if by_kind["values-mismatch"]:
-        found.append(_values_diagnosis(by_kind["values-mismatch"]))
+    unexplained = [r for r in by_kind["values-mismatch"] if r.id not in explained]
+    if unexplained:
+        found.append(_values_diagnosis(unexplained))
     return found
+
+
+def _shape_story(members: list[CaseResult]) -> str:
+    """What the wrong shapes have in common: an extra axis of 1, or one size whatever the input."""
+    pairs = [
+        (tuple(m.comparison.expected_shape), tuple(m.comparison.actual_shape))
+        for m in members
+        if m.comparison is not None and m.comparison.actual_shape is not None
+    ]
+    if not pairs:
+        return ""
+    if all(actual in ((1, *expected), (*expected, 1)) for expected, actual in pairs):
+        return "It looks like a kept batch axis: the output has an extra axis of size 1."
+    last = {actual[-1] for _, actual in pairs if actual}
+    expected_last = {expected[-1] for expected, _ in pairs if expected}
+    if len(last) == 1 and len(expected_last) > 1:
+        return (
+            f"The last axis is {last.pop()} whatever the input's length: it looks like a fixed feature count "
+            "where the size should follow the input."
+        )
+    return ""
 
 
 def _grouped(code: str, members: list[CaseResult], what: str, hint: str) -> Diagnosis:

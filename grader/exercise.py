@@ -8,6 +8,7 @@ new folder and a new reference file, never a change to the engine.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -92,6 +93,60 @@ class Expansion(_Spec):
         return self
 
 
+class Mistake(_Spec):
+    """A known mistake: how the grader recognises it, and what it tells the learner."""
+
+    code: Annotated[str, Field(pattern=r"^[a-z][a-z-]*$")]
+    title: str
+    explanation: str = Field(description="The diagnosis message; {placeholders} come from the evidence.")
+    hint: str
+    points_at: list[Annotated[str, Field(pattern=r"^(call|keyword|def):[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list, description="Constructs to show from the submission: call:NAME, keyword:NAME, def:NAME."
+    )
+    variants: list[str] = Field(
+        default_factory=list, description="Functions in the variants file that make this mistake."
+    )
+
+
+class ExceptionHint(_Spec):
+    """A known cause of an exception: when its pattern matches, the diagnosis says the fix."""
+
+    match: str = Field(description="A regular expression searched in 'Type: message'.")
+    hint: str
+    points_at: list[Annotated[str, Field(pattern=r"^(call|keyword|def):[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list
+    )
+
+    @model_validator(mode="after")
+    def _compiles(self) -> ExceptionHint:
+        try:
+            re.compile(self.match)
+        except re.error as exc:
+            raise ValueError(f"match {self.match!r} is not a regular expression: {exc}") from None
+        return self
+
+
+class Catalog(_Spec):
+    """An exercise's catalog of known mistakes (``mistakes.toml``)."""
+
+    analysis: str | None = Field(default=None, description="Python file with analyze(), relative to the catalog.")
+    variants: str | None = Field(default=None, description="Python file with the variant functions.")
+    mistake: list[Mistake] = Field(default_factory=list)
+    exception: list[ExceptionHint] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _codes_unique(self) -> Catalog:
+        codes = [m.code for m in self.mistake]
+        if len(codes) != len(set(codes)):
+            raise ValueError(f"mistake codes are used twice: {sorted({c for c in codes if codes.count(c) > 1})}")
+        if any(m.variants for m in self.mistake) and not self.variants:
+            raise ValueError("mistakes name variants but no variants file is given")
+        return self
+
+    def by_code(self) -> dict[str, Mistake]:
+        return {m.code: m for m in self.mistake}
+
+
 class Tolerance(_Spec):
     rtol: Annotated[float, Field(ge=0)] = 1e-5
     atol: Annotated[float, Field(ge=0)] = 1e-6
@@ -117,6 +172,7 @@ class ExerciseSpec(_Spec):
     limits: Limits = Limits()
     expand: dict[str, Expansion] = Field(default_factory=dict)
     hints: list[str] = Field(default_factory=list, description="Hints for the learner, in the order to give them.")
+    mistakes: str | None = Field(default=None, description="The catalog of known mistakes, relative to the spec.")
     feedback: dict[Annotated[str, Field(pattern=r"^[a-z][a-z-]*$")], str] = Field(
         default_factory=dict, description="Hints by diagnosis code, in place of the engine's generic ones."
     )
@@ -151,12 +207,20 @@ class ExerciseSpec(_Spec):
 
 
 class Exercise(BaseModel):
-    """A loaded spec and the folder it came from."""
+    """A loaded spec, its catalog of mistakes, and the folder they came from."""
 
     model_config = ConfigDict(frozen=True)
 
     spec: ExerciseSpec
     folder: Path
+    catalog: Catalog = Catalog()
+    catalog_folder: Path | None = None
+
+    def catalog_file(self, name: str | None) -> Path | None:
+        """A file the catalog names (its analysis or variants), resolved next to the catalog."""
+        if name is None or self.catalog_folder is None:
+            return None
+        return (self.catalog_folder / name).resolve()
 
     @property
     def id(self) -> str:
@@ -205,7 +269,28 @@ def load_exercise(folder: Path) -> Exercise:
         if not target.is_file():
             raise SpecError(f"{path}: {field}: file not found: {target}")
     exercise.prompt_text()
+    if spec.mistakes is not None:
+        exercise = _with_catalog(exercise, (folder / spec.mistakes).resolve(), path)
     return exercise
+
+
+def _with_catalog(exercise: Exercise, path: Path, spec_path: Path) -> Exercise:
+    if not path.is_file():
+        raise SpecError(f"{spec_path}: mistakes: file not found: {path}")
+    try:
+        catalog = Catalog.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the catalog: {exc}") from exc
+    except ValidationError as exc:
+        raise SpecError(
+            _format_validation_error(path, exc).replace("invalid exercise spec", "invalid catalog")
+        ) from exc
+    loaded = exercise.model_copy(update={"catalog": catalog, "catalog_folder": path.parent})
+    for field in ("analysis", "variants"):
+        target = loaded.catalog_file(getattr(catalog, field))
+        if target is not None and not target.is_file():
+            raise SpecError(f"{path}: {field}: file not found: {target}")
+    return loaded
 
 
 def exercise_roots() -> list[Path]:

@@ -20,7 +20,8 @@ from grader.diagnose import case_diagnoses, ending_reason, run_diagnosis, skip_r
 from grader.environment import describe_environment
 from grader.errors import GraderError, SandboxError, UsageError
 from grader.exercise import Exercise, discover_exercises
-from grader.judge import captured, judge_run, skipped_case
+from grader.judge import captured, decoded_outputs, judge_run, skipped_case
+from grader.mistakes import explain, with_exception_hints
 from grader.reference import Expected, run_reference
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
 from grader.sandbox.protocol import encode_arg
@@ -178,32 +179,7 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
         submission.join()
         raise
     run = submission.join()
-    return _judge_and_report(exercise, source, cases, run, expected, started)
-
-
-def _with_exercise_hints(exercise: Exercise, diagnoses: list[Diagnosis]) -> list[Diagnosis]:
-    """The exercise's own hint for a code, where its spec has one, replaces the engine's generic hint."""
-    feedback = exercise.spec.feedback
-    return [d.model_copy(update={"hint": feedback[d.code]}) if d.code in feedback else d for d in diagnoses]
-
-
-def _judge_and_report(
-    exercise: Exercise, source: Source, cases: list[Case], run: ChildRun, expected: Expected, started: float
-) -> Report:
-    if run.hello is not None and run.hello.preload_error is not None:
-        error = run.hello.preload_error
-        raise SandboxError(f"the child could not import {exercise.spec.preload}: {error.type}: {error.message}")
-    if run.hello is None and run.ending in ("harness-error", "timeout", "crashed"):
-        # No submission code had run yet: the child could not even set up its environment.
-        stderr = run.stray_stderr.decode("utf-8", "replace")[-1500:]
-        raise SandboxError(f"the child process did not start ({run.ending}: {run.detail}) {stderr}".rstrip())
-    problem = run_diagnosis(run, source, exercise.spec.entry_point.name)
-    reason = skip_reason(problem) if problem else ending_reason(run)
-    tol = exercise.spec.tolerance
-    results = judge_run(
-        cases, run, expected.outputs, rtol=tol.rtol, atol=tol.atol, learner_file=str(source.path), reason=reason
-    )
-    diagnoses = _with_exercise_hints(exercise, ([problem] if problem else []) + case_diagnoses(results, source))
+    results, diagnoses = _judge(exercise, source, cases, wire, run, expected, options)
     imported = run.imported
     import_output = (
         captured(imported.stdout, imported.stderr, limit_reached=imported.output_limit) if imported else None
@@ -218,6 +194,52 @@ def _judge_and_report(
         started=started,
         import_output=import_output,
     )
+
+
+def _with_exercise_hints(exercise: Exercise, diagnoses: list[Diagnosis]) -> list[Diagnosis]:
+    """The exercise's own hint for a code, where its spec has one, replaces the engine's generic hint."""
+    feedback = exercise.spec.feedback
+    return [d.model_copy(update={"hint": feedback[d.code]}) if d.code in feedback else d for d in diagnoses]
+
+
+def _judge(
+    exercise: Exercise,
+    source: Source,
+    cases: list[Case],
+    wire: list[dict],
+    run: ChildRun,
+    expected: Expected,
+    options: GradeOptions,
+) -> tuple[list[CaseResult], list[Diagnosis]]:
+    """Case results, then the diagnoses: how the run ended, the catalog's mistakes, the generic findings."""
+    if run.hello is not None and run.hello.preload_error is not None:
+        error = run.hello.preload_error
+        raise SandboxError(f"the child could not import {exercise.spec.preload}: {error.type}: {error.message}")
+    if run.hello is None and run.ending in ("harness-error", "timeout", "crashed"):
+        # No submission code had run yet: the child could not even set up its environment.
+        stderr = run.stray_stderr.decode("utf-8", "replace")[-1500:]
+        raise SandboxError(f"the child process did not start ({run.ending}: {run.detail}) {stderr}".rstrip())
+    problem = run_diagnosis(run, source, exercise.spec.entry_point.name)
+    reason = skip_reason(problem) if problem else ending_reason(run)
+    tol = exercise.spec.tolerance
+    results = judge_run(
+        cases, run, expected.outputs, rtol=tol.rtol, atol=tol.atol, learner_file=str(source.path), reason=reason
+    )
+    specific = explain(
+        exercise,
+        source,
+        cases,
+        results,
+        decoded_outputs(run),
+        expected,
+        wire,
+        env=_compile_cache_env(options.cache_dir, "xla-reference"),
+        cache_dir=options.cache_dir,
+    )
+    explained = {case for d in specific for case in d.cases}
+    generic = case_diagnoses(results, source, explained=explained)
+    diagnoses = ([problem] if problem else []) + specific + generic
+    return results, _with_exercise_hints(exercise, with_exception_hints(diagnoses, exercise.catalog, source))
 
 
 def _summary(results: list[CaseResult], diagnoses: list[Diagnosis], score: float, max_score: float) -> tuple[str, str]:

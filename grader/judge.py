@@ -145,6 +145,18 @@ def skipped_case(case: Case, reason: str) -> CaseResult:
     return CaseResult(status="skipped", score=0.0, message=f"not run: {reason}", **case_fields(case))
 
 
+def decoded_outputs(run: ChildRun) -> dict[str, np.ndarray]:
+    """The arrays the submission returned, by case, for the analyses that follow judging."""
+    outputs = {}
+    for result in run.results:
+        if isinstance(result.value, ArrayValue):
+            try:
+                outputs[result.case] = result.value.to_numpy(MAX_ELEMENTS)
+            except ValueError:
+                continue  # judged already as unusable
+    return outputs
+
+
 def judge_run(
     cases: list[Case],
     run: ChildRun,

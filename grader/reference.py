@@ -42,18 +42,36 @@ class Expected:
     cache: str  # "hit", "miss" or "off"
 
 
-def cache_key(exercise: Exercise, cases: list[Case]) -> str:
+@dataclass(frozen=True)
+class TrustedProgram:
+    """A trusted file the grader runs over calls: the reference solution, or an exercise's variants of it."""
+
+    kind: str  # names the cache folder: "reference" or "variants"
+    path: Path
+    entry_point: str
+
+
+def reference_program(exercise: Exercise) -> TrustedProgram:
+    return TrustedProgram("reference", exercise.reference_path, exercise.spec.entry_point.name)
+
+
+def cache_key(
+    exercise: Exercise, cases: list[Case], program: TrustedProgram | None = None, calls: list[dict] | None = None
+) -> str:
+    program = program or reference_program(exercise)
     digest = hashlib.sha256()
-    digest.update(f"format={CACHE_FORMAT}\n".encode())
+    digest.update(f"format={CACHE_FORMAT}\nkind={program.kind}\n".encode())
     digest.update(exercise.spec.model_dump_json().encode())
     digest.update(exercise.reference_path.read_bytes())
+    digest.update(program.path.read_bytes())
     digest.update(cases_fingerprint(cases).encode())
+    digest.update(json.dumps([(c["id"], c.get("entry")) for c in calls or []]).encode())
     digest.update(json.dumps(numeric_fingerprint(), sort_keys=True).encode())
     return digest.hexdigest()
 
 
-def _cache_file(cache_dir: Path, exercise: Exercise, key: str) -> Path:
-    return cache_dir / "reference" / f"{exercise.id}-{key[:40]}.json"
+def _cache_file(cache_dir: Path, kind: str, exercise: Exercise, key: str) -> Path:
+    return cache_dir / kind / f"{exercise.id}-{key[:40]}.json"
 
 
 def _load_cached(path: Path, key: str) -> Expected | None:
@@ -78,30 +96,32 @@ def _store(path: Path, entry: _CacheEntry) -> None:
         pass  # a cache that cannot be written only costs time
 
 
-def reference_job(exercise: Exercise, wire_cases: list[dict], env: dict[str, str]) -> ChildJob:
-    path = exercise.reference_path
-    return ChildJob(
-        source=path.read_text(encoding="utf-8"),
-        filename=str(path),
-        entry_point=exercise.spec.entry_point.name,
-        cases=wire_cases,
+def run_trusted(
+    exercise: Exercise,
+    program: TrustedProgram,
+    cases: list[Case],
+    calls: list[dict],
+    *,
+    env: dict[str, str],
+    cache_dir: Path | None,
+) -> Expected:
+    """The output of every call of a trusted program: from the cache when it holds them, else from a run."""
+    key = cache_key(exercise, cases, program, calls) if cache_dir else ""
+    if cache_dir:
+        cached = _load_cached(_cache_file(cache_dir, program.kind, exercise, key), key)
+        if cached is not None and set(cached.outputs) == {c["id"] for c in calls}:
+            return cached
+    limits = exercise.spec.limits
+    job = ChildJob(
+        source=program.path.read_text(encoding="utf-8"),
+        filename=str(program.path),
+        entry_point=program.entry_point,
+        cases=calls,
         preload=list(exercise.spec.preload),
         env=env,
     )
-
-
-def run_reference(
-    exercise: Exercise, cases: list[Case], wire_cases: list[dict], *, env: dict[str, str], cache_dir: Path | None
-) -> Expected:
-    """The expected output of every case, from the cache when it holds them, else from a reference run."""
-    key = cache_key(exercise, cases) if cache_dir else ""
-    if cache_dir:
-        cached = _load_cached(_cache_file(cache_dir, exercise, key), key)
-        if cached is not None and set(cached.outputs) == {c.id for c in cases}:
-            return cached
-    limits = exercise.spec.limits
     run = run_child(
-        reference_job(exercise, wire_cases, env),
+        job,
         ChildLimits(
             import_timeout_s=max(limits.import_timeout_s, 120.0),
             case_timeout_s=max(limits.case_timeout_s, 60.0),
@@ -110,19 +130,26 @@ def run_reference(
             max_output_elements=MAX_ELEMENTS,
         ),
     )
-    values = _check_reference_run(exercise, run, [c.id for c in cases])
+    values = _check_trusted_run(exercise, program, run, [c["id"] for c in calls])
     backend = run.hello.backend if run.hello else None
     if cache_dir:
-        _store(
-            _cache_file(cache_dir, exercise, key),
-            _CacheEntry(format=CACHE_FORMAT, key=key, backend=backend, outputs=values),
-        )
-    outputs = {case_id: value.to_numpy(MAX_ELEMENTS) for case_id, value in values.items()}
+        entry = _CacheEntry(format=CACHE_FORMAT, key=key, backend=backend, outputs=values)
+        _store(_cache_file(cache_dir, program.kind, exercise, key), entry)
+    outputs = {call_id: value.to_numpy(MAX_ELEMENTS) for call_id, value in values.items()}
     return Expected(outputs, backend, "miss" if cache_dir else "off")
 
 
-def _check_reference_run(exercise: Exercise, run: ChildRun, case_ids: list[str]) -> dict[str, ArrayValue]:
-    where = f"reference of {exercise.id!r} ({exercise.reference_path})"
+def run_reference(
+    exercise: Exercise, cases: list[Case], wire_cases: list[dict], *, env: dict[str, str], cache_dir: Path | None
+) -> Expected:
+    """The expected output of every case."""
+    return run_trusted(exercise, reference_program(exercise), cases, wire_cases, env=env, cache_dir=cache_dir)
+
+
+def _check_trusted_run(
+    exercise: Exercise, program: TrustedProgram, run: ChildRun, call_ids: list[str]
+) -> dict[str, ArrayValue]:
+    where = f"{program.kind} of {exercise.id!r} ({program.path})"
     if run.hello and run.hello.preload_error:
         error = run.hello.preload_error
         raise ReferenceSolutionError(f"{where}: cannot import {exercise.spec.preload}: {error.type}: {error.message}")
@@ -130,17 +157,17 @@ def _check_reference_run(exercise: Exercise, run: ChildRun, case_ids: list[str])
         error = run.imported.error
         raise ReferenceSolutionError(f"{where}: failed to import: {error.type}: {error.message}")
     if run.imported and not run.imported.entry_point_found:
-        raise ReferenceSolutionError(f"{where}: defines no {exercise.spec.entry_point.name!r}")
+        raise ReferenceSolutionError(f"{where}: defines no {program.entry_point!r}")
     values: dict[str, ArrayValue] = {}
     for result in run.results:
         if result.error is not None:
             raise ReferenceSolutionError(
-                f"{where}: case {result.case!r} raised {result.error.type}: {result.error.message}"
+                f"{where}: call {result.case!r} raised {result.error.type}: {result.error.message}"
             )
         if not isinstance(result.value, ArrayValue):
-            raise ReferenceSolutionError(f"{where}: case {result.case!r} did not return an array")
+            raise ReferenceSolutionError(f"{where}: call {result.case!r} did not return an array")
         values[result.case] = result.value
-    if list(values) != case_ids:
+    if list(values) != call_ids:
         stderr = run.stray_stderr.decode("utf-8", "replace")[-2000:]
         raise ReferenceSolutionError(f"{where}: the run ended early ({run.ending}: {run.detail})\n{stderr}")
     return values

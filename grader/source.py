@@ -103,3 +103,24 @@ def closest_name(target: str, names: list[str] | frozenset[str]) -> str | None:
         return lowered[target.lower()]
     matches = difflib.get_close_matches(target, candidates, n=1, cutoff=0.6)
     return matches[0] if matches else None
+
+
+def find_constructs(text: str, pointers: list[str]) -> list[int]:
+    """Lines where the named constructs appear, in file order: ``call:NAME`` (a call of NAME or
+    ``x.NAME``), ``keyword:NAME`` (an argument ``NAME=``), ``def:NAME`` (a function definition)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        return []
+    wanted = {tuple(p.split(":", 1)) for p in pointers}
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            if ("call", name) in wanted:
+                lines.add(node.lineno)
+            lines.update(kw.value.lineno for kw in node.keywords if ("keyword", kw.arg) in wanted)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and ("def", node.name) in wanted:
+            lines.add(node.lineno)
+    return sorted(lines)

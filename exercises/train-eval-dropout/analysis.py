@@ -1,0 +1,221 @@
+"""Properties of train/eval outputs that need no exact RNG, for the exercise train-eval-dropout.
+
+Every case runs in both modes. For one input, the reference's eval output is the Dense output, and its
+train output keeps each unit either at 0 or at exactly twice the eval output. From the submission's pair
+of outputs this module recognises mistakes however they were written: the modes swapped, dropout never
+or always on, another mask, another scale (so another rate, or no rescaling), other parameters. A finding
+is made only when every informative pair agrees with it; anything else is left to the generic
+``values-mismatch``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from grader.evidence import Finding, Observation
+
+MODE = "train"  # the expanded parameter, and its labels
+TRAIN, EVAL = "train", "eval"
+SCALE_RTOL = 1e-4
+
+
+@dataclass(frozen=True)
+class _Pair:
+    group: str
+    train: Observation
+    eval: Observation
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.train.case_id, self.eval.case_id]
+
+
+@dataclass(frozen=True)
+class _Dropout:
+    """``out`` seen as a dropout of ``base``: one scale for the kept units, the others exactly 0."""
+
+    scale: float | None  # None when every visible unit was dropped
+    visible: np.ndarray  # units where dropping shows: the base is not ~0
+    kept: np.ndarray  # visible units that were kept
+
+    @property
+    def n_kept(self) -> int:
+        return int(self.kept.sum())
+
+    @property
+    def n_visible(self) -> int:
+        return int(self.visible.sum())
+
+
+def _pairs(observations: list[Observation]) -> list[_Pair]:
+    by_group: dict[str, dict[str, Observation]] = {}
+    for obs in observations:
+        by_group.setdefault(obs.group, {})[obs.labels.get(MODE, "")] = obs
+    pairs = []
+    for group, modes in by_group.items():
+        train, evaluation = modes.get(TRAIN), modes.get(EVAL)
+        if train and evaluation and train.actual is not None and evaluation.actual is not None:
+            pairs.append(_Pair(group, train, evaluation))
+    return pairs
+
+
+def _dropout_of(out: np.ndarray, base: np.ndarray, atol: float) -> _Dropout | None:
+    """Whether every unit of ``out`` is 0 or one common multiple of ``base``; None if not."""
+    if out.shape != base.shape:
+        return None
+    out, base = out.astype(np.float64), base.astype(np.float64)
+    visible = np.abs(base) > 10 * atol  # where dropping a unit changes the output
+    if not visible.any() or np.any(np.abs(out[~visible]) > 10 * atol):
+        return None
+    kept = visible & (np.abs(out) > atol)
+    if not kept.any():
+        return _Dropout(None, visible, kept)
+    ratios = out[kept] / base[kept]
+    scale = float(np.median(ratios))
+    if scale <= 0 or not np.allclose(ratios, scale, rtol=SCALE_RTOL, atol=0):
+        return None
+    return _Dropout(scale, visible, kept)
+
+
+def _drops_something(drops: list[_Dropout]) -> bool:
+    """Pooled over cases: a short vector may keep all its units by chance, many cannot."""
+    return sum(d.n_kept for d in drops) < sum(d.n_visible for d in drops)
+
+
+def _common_scale(drops: list[_Dropout]) -> float | None:
+    scales = [d.scale for d in drops if d.scale is not None]
+    if not scales or not np.allclose(scales, scales[0], rtol=SCALE_RTOL * 10, atol=0):
+        return None
+    return float(np.median(scales))
+
+
+def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol))
+
+
+def _ids(pairs: list[_Pair]) -> list[str]:
+    return [i for p in pairs for i in p.ids]
+
+
+def _kept_percent(drops: list[_Dropout]) -> str:
+    kept, visible = sum(d.n_kept for d in drops), sum(d.n_visible for d in drops)
+    return f"{kept} of {visible} units kept ({100 * kept / visible:.0f}%)"
+
+
+def analyze(observations: list[Observation], *, rtol: float, atol: float) -> list[Finding]:
+    """Findings supported by every informative train/eval pair; none when the evidence is mixed."""
+    pairs = _pairs(observations)
+    informative = [p for p in pairs if not _close(p.train.expected, p.eval.expected, rtol, atol)]
+    wrong = [p for p in informative if not (p.train.passed and p.eval.passed)]
+    if not wrong:
+        return []
+    for check in (_inverted, _never_active, _active_at_eval, _train_only, _params):
+        found = check(pairs, wrong, rtol, atol)
+        if found:
+            return found
+    return []
+
+
+def _inverted(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float) -> list[Finding]:
+    drops = []
+    for p in wrong:
+        drop = _dropout_of(p.eval.actual, p.eval.expected, atol)
+        if drop is None or not _close(p.train.actual, p.eval.expected, rtol, atol):
+            return []
+        drops.append(drop)
+    if not _drops_something(drops):
+        return []
+    evidence = (
+        f"in {len(wrong)} train/eval pairs, the train output equals the expected eval output, and the eval "
+        "output has units dropped to 0 and the rest scaled: the modes are swapped"
+    )
+    return [Finding("deterministic-inverted", _ids(wrong), evidence)]
+
+
+def _never_active(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float) -> list[Finding]:
+    for p in wrong:
+        if not (p.eval.passed and _close(p.train.actual, p.eval.actual, rtol, atol)):
+            return []
+    evidence = (
+        f"in {len(wrong)} train/eval pairs whose expected outputs differ, the train output equals the eval output"
+    )
+    return [Finding("dropout-never-active", [p.train.case_id for p in wrong], evidence)]
+
+
+def _active_at_eval(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float) -> list[Finding]:
+    drops, train_drops = [], []
+    for p in wrong:
+        drop = _dropout_of(p.eval.actual, p.eval.expected, atol)
+        train_drop = _dropout_of(p.train.actual, p.eval.expected, atol)
+        if drop is None or train_drop is None:
+            return []
+        drops.append(drop)
+        train_drops.append(train_drop)
+    if not (_drops_something(drops) and _drops_something(train_drops)):
+        return []
+    evidence = (
+        f"in {len(wrong)} eval cases, units of the expected output are dropped to 0 and the rest scaled "
+        f"({_kept_percent(drops)}), and the train outputs are dropped as well"
+    )
+    return [Finding("dropout-active-at-eval", [p.eval.case_id for p in wrong], evidence)]
+
+
+def _train_only(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float) -> list[Finding]:
+    """Eval right everywhere, train wrong: the train outputs say which part of Dropout differs."""
+    if not all(p.eval.passed for p in pairs):
+        return []
+    drops = [_dropout_of(p.train.actual, p.eval.actual, atol) for p in wrong]
+    if any(d is None for d in drops):
+        return []
+    drops = [d for d in drops if d is not None]
+    scale = _common_scale(drops)
+    if scale is None:
+        return []
+    ids = [p.train.case_id for p in wrong]
+    kept = _kept_percent(drops)
+    if not _drops_something(drops):
+        return []  # nothing was dropped anywhere: not a dropout at all
+    if np.isclose(scale, 2.0, rtol=1e-3):
+        evidence = (
+            f"in {len(wrong)} train cases every unit is 0 or exactly 2× the eval output ({kept}), as Dropout(0.5) "
+            "makes it, but other units are dropped than with the expected dropout key"
+        )
+        return [Finding("dropout-rng-mismatch", ids, evidence)]
+    if np.isclose(scale, 1.0, rtol=1e-3):
+        evidence = f"in {len(wrong)} train cases the kept units equal the eval output instead of twice it ({kept})"
+        return [Finding("dropout-not-rescaled", ids, evidence)]
+    rate = 1.0 - 1.0 / scale
+    evidence = (
+        f"in {len(wrong)} train cases every unit is 0 or {scale:.4g}× the eval output ({kept}); "
+        f"a scale of {scale:.4g} = 1/(1 - r) means a rate of r = {rate:.3g}"
+    )
+    return [Finding("dropout-rate-wrong", ids, evidence, {"rate": f"{rate:.3g}", "scale": f"{scale:.4g}"})]
+
+
+def _params(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float) -> list[Finding]:
+    """Eval wrong while Dropout itself behaves: the parameters (or the Dense computation) differ."""
+    eval_wrong = [p for p in pairs if not p.eval.passed]
+    if not eval_wrong:
+        return []
+    same_mask = True
+    for p in wrong:
+        own = _dropout_of(p.train.actual, p.eval.actual, atol)
+        expected = _dropout_of(p.train.expected, p.eval.expected, atol)
+        if own is None or expected is None or (own.scale is not None and not np.isclose(own.scale, 2.0, rtol=1e-3)):
+            return _eval_mismatch(eval_wrong)
+        both = own.visible & expected.visible  # compare the masks where both outputs show them
+        same_mask = same_mask and bool(np.array_equal(own.kept[both], expected.kept[both]))
+    if not same_mask:
+        return _eval_mismatch(eval_wrong)
+    evidence = (
+        f"the eval output differs in {len(eval_wrong)} cases, while in training the same units are dropped as "
+        "expected and the rest are exactly 2× your own eval output: Dropout is right, the Dense parameters differ"
+    )
+    return [Finding("params-mismatch", _ids(eval_wrong), evidence)]
+
+
+def _eval_mismatch(eval_wrong: list[_Pair]) -> list[Finding]:
+    evidence = f"the eval output differs from the expected one in {len(eval_wrong)} cases"
+    return [Finding("eval-mismatch", [p.eval.case_id for p in eval_wrong], evidence)]

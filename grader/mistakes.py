@@ -1,0 +1,217 @@
+"""Naming the mistake: an exercise's catalog of known mistakes, applied to one grading.
+
+Two kinds of evidence, both from outputs (the source is read only to point at lines):
+
+1. Counterfactual references. The catalog's variants (the reference with one mistake made) run in a
+   trusted child on the same cases, cached like the reference. A submission whose outputs equal a
+   variant's in every case it returned an array for makes that variant's mistake.
+2. Properties. The exercise's ``analyze()`` looks at the outputs for patterns that need no exact RNG.
+
+A finding is turned into a diagnosis with the catalog's words and the lines of the constructs it names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from grader.cases import Case
+from grader.diagnose import source_lines
+from grader.errors import SpecError
+from grader.evidence import Finding, Observation
+from grader.exercise import Catalog, Exercise
+from grader.reference import Expected, TrustedProgram, run_trusted
+from grader.schema import CaseResult, Diagnosis
+from grader.source import Source, find_constructs
+
+COMPARABLE = ("match", "values-mismatch", "dtype-mismatch")
+MIN_COMPARABLE = 2
+
+
+def observations(
+    cases: list[Case], results: list[CaseResult], actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]
+) -> list[Observation]:
+    by_id = {r.id: r for r in results}
+    found = []
+    for case in cases:
+        result = by_id[case.id]
+        comparable = result.comparison is not None and result.comparison.kind in COMPARABLE
+        found.append(
+            Observation(
+                case_id=case.id,
+                group=case.group,
+                labels=dict(case.labels),
+                args=case.args,
+                expected=expected[case.id],
+                actual=actual.get(case.id) if comparable else None,
+                passed=result.status == "passed",
+            )
+        )
+    return found
+
+
+def needs_explaining(results: list[CaseResult]) -> bool:
+    return any(r.comparison is not None and r.comparison.kind == "values-mismatch" for r in results)
+
+
+def variant_findings(
+    catalog: Catalog, observed: list[Observation], variant_outputs: dict[str, np.ndarray], *, rtol: float, atol: float
+) -> list[Finding]:
+    """Mistakes whose variant gives the submission's outputs, exactly, in every comparable case."""
+    comparable = [o for o in observed if o.actual is not None]
+    wrong = [o.case_id for o in comparable if not o.passed]
+    if len(comparable) < MIN_COMPARABLE or not wrong:
+        return []
+    findings = []
+    for mistake in catalog.mistake:
+        for name in mistake.variants:
+            outputs = [variant_outputs.get(f"{name}::{o.case_id}") for o in comparable]
+            if all(
+                out is not None and _close(o.actual, out, rtol, atol)
+                for o, out in zip(comparable, outputs, strict=True)
+            ):
+                evidence = (
+                    f"your outputs equal, in all {len(comparable)} cases, those of the reference with this mistake "
+                    f"made (variant {name})"
+                )
+                findings.append(Finding(mistake.code, wrong, evidence))
+                break
+    return findings
+
+
+def _close(actual: np.ndarray | None, expected: np.ndarray, rtol: float, atol: float) -> bool:
+    return (
+        actual is not None
+        and actual.shape == expected.shape
+        and bool(np.allclose(actual.astype(np.float64), expected, rtol=rtol, atol=atol, equal_nan=True))
+    )
+
+
+def variant_calls(catalog: Catalog, wire_cases: list[dict]) -> list[dict]:
+    names = list(dict.fromkeys(name for m in catalog.mistake for name in m.variants))
+    return [{**case, "id": f"{name}::{case['id']}", "entry": name} for name in names for case in wire_cases]
+
+
+def run_variants(
+    exercise: Exercise, cases: list[Case], wire_cases: list[dict], *, env: dict[str, str], cache_dir: Path | None
+) -> dict[str, np.ndarray]:
+    path = exercise.catalog_file(exercise.catalog.variants)
+    calls = variant_calls(exercise.catalog, wire_cases)
+    if path is None or not calls:
+        return {}
+    program = TrustedProgram("variants", path, calls[0]["entry"])
+    return run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir).outputs
+
+
+def load_analysis(exercise: Exercise) -> Callable[..., list[Finding]] | None:
+    path = exercise.catalog_file(exercise.catalog.analysis)
+    if path is None:
+        return None
+    spec = importlib.util.spec_from_file_location(f"grader_analysis_{exercise.id.replace('-', '_')}", path)
+    if spec is None or spec.loader is None:
+        raise SpecError(f"{path}: cannot be loaded as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickling look their module up there
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(spec.name, None)
+        raise SpecError(f"{path}: fails to import: {type(exc).__name__}: {exc}") from exc
+    analyze = getattr(module, "analyze", None)
+    if not callable(analyze):
+        raise SpecError(f"{path}: defines no analyze()")
+    return analyze
+
+
+def analysis_findings(exercise: Exercise, observed: list[Observation], *, rtol: float, atol: float) -> list[Finding]:
+    analyze = load_analysis(exercise)
+    if analyze is None:
+        return []
+    try:
+        findings = list(analyze(observed, rtol=rtol, atol=atol))
+    except Exception as exc:
+        raise SpecError(f"the analysis of {exercise.id!r} failed: {type(exc).__name__}: {exc}") from exc
+    known = exercise.catalog.by_code()
+    unknown = sorted({f.code for f in findings} - set(known))
+    if unknown:
+        raise SpecError(f"the analysis of {exercise.id!r} reported codes missing from its catalog: {unknown}")
+    return findings
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def to_diagnoses(findings: list[Finding], catalog: Catalog, source: Source) -> list[Diagnosis]:
+    """One diagnosis per code, in catalog order, merging the evidence of every finding for it."""
+    merged: dict[str, list[Finding]] = {}
+    for finding in findings:
+        merged.setdefault(finding.code, []).append(finding)
+    diagnoses = []
+    for mistake in catalog.mistake:
+        found = merged.get(mistake.code)
+        if not found:
+            continue
+        details: dict[str, str] = {}
+        for finding in found:
+            details.update(finding.details)
+        cases = list(dict.fromkeys(case for finding in found for case in finding.cases))
+        diagnoses.append(
+            Diagnosis(
+                code=mistake.code,
+                message=mistake.explanation.format_map(_Blank(details)),
+                hint=mistake.hint,
+                evidence="; ".join(dict.fromkeys(f.evidence for f in found)),
+                cases=cases,
+                lines=source_lines(source, find_constructs(source.text, mistake.points_at)),
+            )
+        )
+    return diagnoses
+
+
+def with_exception_hints(diagnoses: list[Diagnosis], catalog: Catalog, source: Source) -> list[Diagnosis]:
+    """An exception with a known cause gets the catalog's fix and the lines of the constructs involved."""
+    updated = []
+    for diagnosis in diagnoses:
+        known = next(
+            (e for e in catalog.exception if diagnosis.code == "exception" and re.search(e.match, diagnosis.message)),
+            None,
+        )
+        if known is not None:
+            pointed = [line.line for line in diagnosis.lines] + find_constructs(source.text, known.points_at)
+            diagnosis = diagnosis.model_copy(
+                update={"hint": known.hint, "lines": source_lines(source, list(dict.fromkeys(pointed)))}
+            )
+        updated.append(diagnosis)
+    return updated
+
+
+def explain(
+    exercise: Exercise,
+    source: Source,
+    cases: list[Case],
+    results: list[CaseResult],
+    actual: dict[str, np.ndarray],
+    expected: Expected,
+    wire_cases: list[dict],
+    *,
+    env: dict[str, str],
+    cache_dir: Path | None,
+) -> list[Diagnosis]:
+    """The catalog's diagnoses that the outputs support; empty when no case failed on its values."""
+    catalog = exercise.catalog
+    if not catalog.mistake or not needs_explaining(results):
+        return []
+    tol = exercise.spec.tolerance
+    observed = observations(cases, results, actual, expected.outputs)
+    variant_outputs = run_variants(exercise, cases, wire_cases, env=env, cache_dir=cache_dir)
+    findings = variant_findings(catalog, observed, variant_outputs, rtol=tol.rtol, atol=tol.atol)
+    if not findings:  # a variant matching every case leaves no room for another mistake
+        findings = analysis_findings(exercise, observed, rtol=tol.rtol, atol=tol.atol)
+    return to_diagnoses(findings, catalog, source)
