@@ -44,7 +44,8 @@ def test_failing_submission_exits_1_and_names_cases(cache_dir: Path) -> None:
     assert report["status"] == "failed"
     failed = [c for c in report["cases"] if c["status"] == "failed"]
     assert failed and all(c["comparison"]["max_abs_error"] > 0 for c in failed)
-    assert report["diagnoses"][0]["code"] == "values-mismatch"
+    assert report["diagnoses"][0]["code"] == "deterministic-inverted"
+    assert report["diagnoses"][0]["lines"] and report["diagnoses"][0]["evidence"]
 
 
 def test_ungradable_submission_exits_1_with_status_error(cache_dir: Path) -> None:
@@ -123,8 +124,8 @@ def test_rich_report_is_plain_when_not_a_terminal(cache_dir: Path) -> None:
     result = run(cache_dir, "grade", str(SUBMISSIONS / "wrong_dropout_key.py"))
     assert result.returncode == 1
     assert "\x1b" not in result.stdout
-    assert "values-mismatch" in result.stdout and "FAILED" in result.stdout
-    assert result.stdout.index("values-mismatch") < result.stdout.index("worked-example/train")
+    assert "dropout-rng-mismatch" in result.stdout and "FAILED" in result.stdout
+    assert result.stdout.index("dropout-rng-mismatch") < result.stdout.index("worked-example/train")
 
 
 def test_color_can_be_forced_and_no_color_is_respected(cache_dir: Path) -> None:

@@ -83,11 +83,9 @@ MISTAKES: dict[str, list[Submit]] = {
         lambda e, k, t, r: (np.where(k, e, 0), e),
         lambda e, k, t, r: (np.where(other_mask(e.size, r), e, 0), e),
     ],
-    "params-mismatch": [
-        lambda e, k, t, r: (np.where(k, 2 * (1.3 * e + 0.1), 0), 1.3 * e + 0.1),
-        lambda e, k, t, r: (np.where(k, -2 * e, 0), -e),
-    ],
     "eval-mismatch": [
+        lambda e, k, t, r: (np.where(k, 2 * (1.3 * e + 0.1), 0), 1.3 * e + 0.1),  # other parameters
+        lambda e, k, t, r: (np.where(k, -2 * e, 0), -e),
         lambda e, k, t, r: (np.where(other_mask(e.size, r), 2 * (e + 1), 0), e + 1),  # params and mask both off
         lambda e, k, t, r: (t + 0.5, e + 0.5),
     ],
@@ -103,6 +101,12 @@ def test_each_mistake_is_found(code: str, submit: Submit) -> None:
     findings = analysis.analyze(observe(submit), rtol=RTOL, atol=ATOL)
     assert [f.code for f in findings] == [code]
     assert findings[0].cases and findings[0].evidence
+
+
+def test_eval_mismatch_says_when_dropout_itself_is_right() -> None:
+    (right,) = analysis.analyze(observe(MISTAKES["eval-mismatch"][0]), rtol=RTOL, atol=ATOL)
+    (unclear,) = analysis.analyze(observe(MISTAKES["eval-mismatch"][3]), rtol=RTOL, atol=ATOL)
+    assert "Dropout is right" in right.evidence and "Dropout is right" not in unclear.evidence
 
 
 def test_the_implied_rate_is_reported() -> None:
@@ -128,3 +132,18 @@ def test_nothing_is_claimed_without_evidence(submit: Submit) -> None:
 def test_pairs_without_both_outputs_are_left_out() -> None:
     observed = [o for o in observe(MISTAKES["dropout-never-active"][0]) if not o.case_id.endswith("/eval")]
     assert analysis.analyze(observed, rtol=RTOL, atol=ATOL) == []
+
+
+@pytest.mark.parametrize(
+    "submit",
+    [
+        lambda e, k, t, r: (np.where(k, 2 * np.maximum(e, 0), 0), np.maximum(e, 0)),  # a ReLU before Dropout
+        lambda e, k, t, r: (np.maximum(e, 0), e),  # a ReLU in training instead of Dropout
+        lambda e, k, t, r: (np.where(k, 2 * np.log(e), 0), np.log(e)),  # NaN for negative units
+    ],
+    ids=["relu-before-dropout", "relu-instead-of-dropout", "nan"],
+)
+def test_sign_aligned_or_nan_zeros_are_not_taken_for_dropout(submit: Submit) -> None:
+    with np.errstate(invalid="ignore"):
+        findings = analysis.analyze(observe(submit), rtol=RTOL, atol=ATOL)
+    assert {f.code for f in findings} <= {"eval-mismatch"}

@@ -63,7 +63,7 @@ def _pairs(observations: list[Observation]) -> list[_Pair]:
 
 def _dropout_of(out: np.ndarray, base: np.ndarray, atol: float) -> _Dropout | None:
     """Whether every unit of ``out`` is 0 or one common multiple of ``base``; None if not."""
-    if out.shape != base.shape:
+    if out.shape != base.shape or not np.all(np.isfinite(out)):
         return None
     out, base = out.astype(np.float64), base.astype(np.float64)
     visible = np.abs(base) > 10 * atol  # where dropping a unit changes the output
@@ -82,6 +82,22 @@ def _dropout_of(out: np.ndarray, base: np.ndarray, atol: float) -> _Dropout | No
 def _drops_something(drops: list[_Dropout]) -> bool:
     """Pooled over cases: a short vector may keep all its units by chance, many cannot."""
     return sum(d.n_kept for d in drops) < sum(d.n_visible for d in drops)
+
+
+def _random_mask(drops: list[_Dropout], bases: list[np.ndarray]) -> bool:
+    """A dropout mask ignores the sign of what it drops; a ReLU or a clip drops exactly the negatives."""
+    dropped_signs = np.concatenate([np.sign(b[d.visible & ~d.kept]) for d, b in zip(drops, bases, strict=True)])
+    kept_signs = np.concatenate([np.sign(b[d.kept]) for d, b in zip(drops, bases, strict=True)])
+    if dropped_signs.size == 0 or kept_signs.size == 0:
+        return True
+    sign_aligned = (np.all(dropped_signs < 0) and np.all(kept_signs > 0)) or (
+        np.all(dropped_signs > 0) and np.all(kept_signs < 0)
+    )
+    return not sign_aligned
+
+
+def _scale_is(drops: list[_Dropout], value: float) -> bool:
+    return all(d.scale is None or np.isclose(d.scale, value, rtol=1e-3) for d in drops)
 
 
 def _common_scale(drops: list[_Dropout]) -> float | None:
@@ -125,7 +141,8 @@ def _inverted(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float) 
         if drop is None or not _close(p.train.actual, p.eval.expected, rtol, atol):
             return []
         drops.append(drop)
-    if not _drops_something(drops):
+    bases = [p.eval.expected for p in wrong]
+    if not (_drops_something(drops) and _scale_is(drops, 2.0) and _random_mask(drops, bases)):
         return []
     evidence = (
         f"in {len(wrong)} train/eval pairs, the train output equals the expected eval output, and the eval "
@@ -153,7 +170,10 @@ def _active_at_eval(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: f
             return []
         drops.append(drop)
         train_drops.append(train_drop)
+    bases = [p.eval.expected for p in wrong]
     if not (_drops_something(drops) and _drops_something(train_drops)):
+        return []
+    if not (_scale_is(drops, 2.0) and _random_mask(drops, bases) and _random_mask(train_drops, bases)):
         return []
     evidence = (
         f"in {len(wrong)} eval cases, units of the expected output are dropped to 0 and the rest scaled "
@@ -175,8 +195,8 @@ def _train_only(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float
         return []
     ids = [p.train.case_id for p in wrong]
     kept = _kept_percent(drops)
-    if not _drops_something(drops):
-        return []  # nothing was dropped anywhere: not a dropout at all
+    if not _drops_something(drops) or not _random_mask(drops, [p.eval.actual for p in wrong]):
+        return []  # nothing dropped anywhere, or exactly the units of one sign: not a dropout
     if np.isclose(scale, 2.0, rtol=1e-3):
         evidence = (
             f"in {len(wrong)} train cases every unit is 0 or exactly 2× the eval output ({kept}), as Dropout(0.5) "
@@ -195,27 +215,33 @@ def _train_only(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float
 
 
 def _params(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float) -> list[Finding]:
-    """Eval wrong while Dropout itself behaves: the parameters (or the Dense computation) differ."""
+    """Eval wrong: say whether Dropout itself behaves, which places the difference before it.
+
+    Outputs alone cannot tell other parameters from another computation, so this is ``eval-mismatch``
+    either way; ``params-mismatch`` is left to the variants, which make the key mistakes exactly.
+    """
     eval_wrong = [p for p in pairs if not p.eval.passed]
     if not eval_wrong:
         return []
-    same_mask = True
+    ids = [p.eval.case_id for p in eval_wrong]
+    evidence = f"the eval output differs from the expected one in {len(eval_wrong)} cases"
+    if _dropout_behaves(wrong, atol):
+        # Then the train outputs are wrong only as a consequence: the same finding covers them.
+        ids += [p.train.case_id for p in eval_wrong if not p.train.passed]
+        evidence += (
+            "; in training the same units are dropped as expected and the rest are exactly 2× your own eval "
+            "output, so Dropout is right and the difference comes before it: the Dense layer or its parameters"
+        )
+    return [Finding("eval-mismatch", ids, evidence)]
+
+
+def _dropout_behaves(wrong: list[_Pair], atol: float) -> bool:
     for p in wrong:
         own = _dropout_of(p.train.actual, p.eval.actual, atol)
         expected = _dropout_of(p.train.expected, p.eval.expected, atol)
         if own is None or expected is None or (own.scale is not None and not np.isclose(own.scale, 2.0, rtol=1e-3)):
-            return _eval_mismatch(eval_wrong)
+            return False
         both = own.visible & expected.visible  # compare the masks where both outputs show them
-        same_mask = same_mask and bool(np.array_equal(own.kept[both], expected.kept[both]))
-    if not same_mask:
-        return _eval_mismatch(eval_wrong)
-    evidence = (
-        f"the eval output differs in {len(eval_wrong)} cases, while in training the same units are dropped as "
-        "expected and the rest are exactly 2× your own eval output: Dropout is right, the Dense parameters differ"
-    )
-    return [Finding("params-mismatch", _ids(eval_wrong), evidence)]
-
-
-def _eval_mismatch(eval_wrong: list[_Pair]) -> list[Finding]:
-    evidence = f"the eval output differs from the expected one in {len(eval_wrong)} cases"
-    return [Finding("eval-mismatch", [p.eval.case_id for p in eval_wrong], evidence)]
+        if not np.array_equal(own.kept[both], expected.kept[both]):
+            return False
+    return True
