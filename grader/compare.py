@@ -153,7 +153,7 @@ def _values_message(stats: dict, abs_err: np.ndarray, rtol: float, atol: float) 
     return "; ".join(parts)
 
 
-def describe_wrong_type(type_name: str, text: str) -> str:
-    """The message for an output that is not an array at all."""
-    shown = text if len(text) <= 120 else text[:119] + "…"
-    return f"expected an array, got {type_name}: {shown}"
+def describe_wrong_type(what: str, text: str) -> str:
+    """The message for an output that is not an array at all: what it is, then its start."""
+    shown = text if len(text) <= 80 else text[:79] + "…"
+    return f"expected an array, got {what}: {shown}"

@@ -330,7 +330,7 @@ def _grouped(code: str, members: list[CaseResult], what: str, hint: str) -> Diag
     detail = first.comparison.message if first.comparison else first.message
     return Diagnosis(
         code=code,
-        message=f"The function {what} in {_plural(len(ids), 'case')}: {detail}.",
+        message=f"The function {what} in {_plural(len(ids), 'case')}: {detail.rstrip('.…')}.",
         hint=hint,
         evidence=f"first seen in case {first.id}",
         cases=ids,

@@ -83,7 +83,9 @@ def judge_result(
                 actual, expected, rtol=rtol, atol=atol, actual_type=value.type, actual_dtype=value.dtype
             )
     elif isinstance(value, ObjectValue):
-        comparison = _unusable(expected, rtol, atol, value.type, describe_wrong_type(value.type, sanitize(value.repr)))
+        comparison = _unusable(
+            expected, rtol, atol, value.type, describe_wrong_type(value.summary or value.type, sanitize(value.repr))
+        )
     else:
         assert value is not None
         comparison = _unusable(

@@ -249,7 +249,12 @@ def _encode_value(value: object, max_elements: int) -> dict:
     container = _type_name(value)
     is_array_like = isinstance(value, (np.ndarray, np.generic)) or container.startswith(("jax", "jaxlib"))
     if not is_array_like or not hasattr(value, "shape"):
-        return {"kind": "object", "type": container, "repr": _safe_text(lambda: repr(value))[:400]}
+        return {
+            "kind": "object",
+            "type": container,
+            "repr": _safe_text(lambda: repr(value))[:400],
+            "summary": _safe_text(lambda: _summary(value)),
+        }
     array = np.asarray(value)
     if type(array) is not np.ndarray:
         array = array.view(np.ndarray)
@@ -272,6 +277,24 @@ def _encode_value(value: object, max_elements: int) -> dict:
         "shape": shape,
         "data": _b64encode(array.tobytes()).decode("ascii"),
     }
+
+
+def _summary(value: object) -> str:
+    """What came back, in words: a tuple of what, a dict with which keys."""
+    if value is None:
+        return "None"
+    if isinstance(value, (tuple, list)):
+        kinds = ", ".join(_type_name(item).rsplit(".", 1)[-1] for item in list(value)[:4])
+        more = ", …" if len(value) > 4 else ""
+        return f"a {type(value).__name__} of {len(value)}: ({kinds}{more})"
+    if isinstance(value, dict) or hasattr(value, "keys"):
+        keys = [str(k) for k in list(value.keys())[:6]]
+        return f"a {_type_name(value).rsplit('.', 1)[-1]} with keys {keys}"
+    if isinstance(value, str):
+        return f"a string {value[:40]!r}"
+    if isinstance(value, (int, float, complex, bool)):
+        return f"a plain {type(value).__name__} {value!r}"
+    return f"a {_type_name(value)}"
 
 
 def _import_submission(job: dict) -> types.ModuleType:

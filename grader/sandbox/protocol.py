@@ -85,6 +85,7 @@ class ObjectValue(_Message):
     kind: Literal["object"]
     type: Text
     repr: Text
+    summary: Text = ""
 
 
 class TooLargeValue(_Message):
