@@ -146,7 +146,7 @@ def test_flood_of_output_is_truncated(grade_toy, tmp_path: Path) -> None:
     ("body", "code", "detail"),
     [
         ("return (1.0, 2.0)", "wrong-type", "tuple"),
-        ("return None", "wrong-type", "NoneType"),
+        ("return None", "wrong-type", "got None"),
         ("return 'ok'", "wrong-type", "str"),
         ("return np.array([object()])", "wrong-type", "object"),
         ("return np.zeros((1, x.shape[0]), np.float32)", "shape-mismatch", "(1, 3)"),
