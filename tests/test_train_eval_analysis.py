@@ -106,7 +106,7 @@ def test_each_mistake_is_found(code: str, submit: Submit) -> None:
 def test_eval_mismatch_says_when_dropout_itself_is_right() -> None:
     (right,) = analysis.analyze(observe(MISTAKES["eval-mismatch"][0]), rtol=RTOL, atol=ATOL)
     (unclear,) = analysis.analyze(observe(MISTAKES["eval-mismatch"][3]), rtol=RTOL, atol=ATOL)
-    assert "Dropout is right" in right.evidence and "Dropout is right" not in unclear.evidence
+    assert "Dropout itself is right" in right.evidence and "Dropout itself is right" not in unclear.evidence
 
 
 def test_the_implied_rate_is_reported() -> None:
@@ -122,8 +122,10 @@ def test_the_implied_rate_is_reported() -> None:
         lambda e, k, t, r: (t + r.normal(0, 0.1, t.shape), e),  # train wrong in no known way
         lambda e, k, t, r: (np.where(k, 2 * e, 0.3), e),  # dropped units not zero
         lambda e, k, t, r: (np.where(k, 2 * e * r.uniform(1, 3, e.shape), 0), e),  # no common scale
+        lambda e, k, t, r: (3 * t, e),  # a factor in training: scale 6, yet half the units kept
+        lambda e, k, t, r: (np.where(other_mask(e.size, r, 0.9), 2 * e, 0), e),  # scale 2, 90% kept
     ],
-    ids=["correct", "within-tolerance", "noise", "dropped-not-zero", "no-common-scale"],
+    ids=["correct", "within-tolerance", "noise", "dropped-not-zero", "no-common-scale", "factor", "fraction"],
 )
 def test_nothing_is_claimed_without_evidence(submit: Submit) -> None:
     assert analysis.analyze(observe(submit), rtol=RTOL, atol=ATOL) == []

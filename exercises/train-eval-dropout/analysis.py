@@ -96,6 +96,14 @@ def _random_mask(drops: list[_Dropout], bases: list[np.ndarray]) -> bool:
     return not sign_aligned
 
 
+def _fraction_agrees(drops: list[_Dropout], keep: float) -> bool:
+    """Whether the share of kept units fits a keep probability, within what chance allows."""
+    kept, visible = sum(d.n_kept for d in drops), sum(d.n_visible for d in drops)
+    if not 0 < keep <= 1 or visible == 0:
+        return False
+    return abs(kept / visible - keep) <= 4 * np.sqrt(keep * (1 - keep) / visible) + 0.05
+
+
 def _scale_is(drops: list[_Dropout], value: float) -> bool:
     return all(d.scale is None or np.isclose(d.scale, value, rtol=1e-3) for d in drops)
 
@@ -197,6 +205,11 @@ def _train_only(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float
     kept = _kept_percent(drops)
     if not _drops_something(drops) or not _random_mask(drops, [p.eval.actual for p in wrong]):
         return []  # nothing dropped anywhere, or exactly the units of one sign: not a dropout
+    # A dropout keeps each unit with probability 1 - r and scales it by 1 / (1 - r): the kept fraction must
+    # agree with the scale, or the scale comes from something else (a factor applied in training, say).
+    keep = 0.5 if np.isclose(scale, 1.0, rtol=1e-3) else 1.0 / scale
+    if not _fraction_agrees(drops, keep):
+        return []
     if np.isclose(scale, 2.0, rtol=1e-3):
         evidence = (
             f"in {len(wrong)} train cases every unit is 0 or exactly 2× the eval output ({kept}), as Dropout(0.5) "
@@ -230,7 +243,8 @@ def _params(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float) ->
         ids += [p.train.case_id for p in eval_wrong if not p.train.passed]
         evidence += (
             "; in training the same units are dropped as expected and the rest are exactly 2× your own eval "
-            "output, so Dropout is right and the difference comes before it: the Dense layer or its parameters"
+            "output, so Dropout itself is right and the difference lies elsewhere: the Dense layer, its "
+            "parameters, or an operation before or after Dropout"
         )
     return [Finding("eval-mismatch", ids, evidence)]
 
