@@ -39,6 +39,12 @@ class Format(StrEnum):
     json = "json"
 
 
+class Isolation(StrEnum):
+    auto = "auto"
+    bwrap = "bwrap"
+    process = "process"
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"grader: {message}", err=True)
     return typer.Exit(code)
@@ -88,6 +94,10 @@ def grade(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="rich: for people; json: the report.")] = Format.rich,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write any cache.")] = False,
+    isolation: Annotated[
+        Isolation,
+        typer.Option("--isolation", help="auto: bwrap where it works, else process (or $GRADER_ISOLATION)."),
+    ] = None,  # type: ignore[assignment]
     color: Annotated[
         bool | None, typer.Option("--color/--no-color", help="Force color on or off (default: on a terminal).")
     ] = None,
@@ -96,7 +106,8 @@ def grade(
     from grader.grading import GradeOptions, grade_file
 
     with _exit_codes():
-        options = GradeOptions(cache_dir=None) if no_cache else GradeOptions()
+        chosen = isolation.value if isolation else None
+        options = GradeOptions(cache_dir=None, isolation=chosen) if no_cache else GradeOptions(isolation=chosen)
         report = grade_file(path, exercise_id=exercise, options=options)
         if fmt is Format.json:
             from grader.render.json import render_json

@@ -7,6 +7,7 @@ import platform
 import sys
 from importlib import metadata
 
+from grader.sandbox.isolation import Isolation
 from grader.schema import Environment
 
 PACKAGES = ("jax", "jaxlib", "flax", "numpy")
@@ -41,13 +42,14 @@ def numeric_fingerprint() -> dict[str, str]:
     return found
 
 
-def describe_environment(*, backend: str | None, isolation: str, reference_cache: str) -> Environment:
+def describe_environment(*, backend: str | None, isolation: Isolation | None, reference_cache: str) -> Environment:
     return Environment(
         python=platform.python_version(),
         platform=f"{sys.platform}-{platform.machine()}",
         grader=grader_version(),
         backend=backend,
-        isolation=isolation,
+        isolation=isolation.level if isolation else "not run",
+        isolation_detail=isolation.description if isolation else "the submission was not run",
         reference_cache=reference_cache,  # type: ignore[arg-type]
         **{name: package_version(name) for name in PACKAGES},
     )

@@ -7,6 +7,7 @@ reference (trusted child or cache) side by side -> judge each case -> diagnose -
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,13 +24,14 @@ from grader.exercise import Exercise, discover_exercises
 from grader.judge import captured, decoded_outputs, judge_run, skipped_case
 from grader.mistakes import explain, with_exception_hints
 from grader.reference import Expected, run_reference
+from grader.sandbox.isolation import Isolation, choose_isolation
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
 from grader.sandbox.protocol import encode_arg
-from grader.schema import CapturedOutput, CaseResult, Diagnosis, ExerciseInfo, Report, SubmissionInfo
+from grader.schema import CapturedOutput, CaseResult, Diagnosis, Environment, ExerciseInfo, Report, SubmissionInfo
 from grader.source import Source, read_source
 
-ISOLATION = "process"
 CACHE_ENV = "GRADER_CACHE_DIR"
+TRUSTED_XLA = "xla"  # JAX's compilation cache as only trusted runs write it
 
 
 def default_cache_dir() -> Path | None:
@@ -45,6 +47,7 @@ def default_cache_dir() -> Path | None:
 class GradeOptions:
     cache_dir: Path | None = field(default_factory=default_cache_dir)
     exercise_roots: list[Path] | None = None  # None: the configured or bundled exercises
+    isolation: str | None = None  # "auto", "bwrap" or "process"; None: $GRADER_ISOLATION, else auto
 
 
 def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[str, Exercise]) -> Exercise:
@@ -83,6 +86,21 @@ def _wire_cases(exercise: Exercise, cases: list[Case]) -> list[dict]:
     ]
 
 
+def _submission_cache(iso: Isolation, cache_dir: Path | None) -> dict:
+    """The compilation cache a submission's child uses, and how.
+
+    Under bwrap it reads the trusted cache, which only reference runs write, through a read-only mount.
+    Otherwise it could write whatever it reads, so it gets a cache of its own, apart from the trusted one.
+    """
+    if cache_dir is None:
+        return {}
+    if iso.level == "bwrap":
+        trusted = cache_dir / TRUSTED_XLA
+        trusted.mkdir(parents=True, exist_ok=True)
+        return {"env": _compile_cache_env(cache_dir, TRUSTED_XLA), "readable": [str(trusted)]}
+    return {"env": _compile_cache_env(cache_dir, "xla-submissions")}
+
+
 def _compile_cache_env(cache_dir: Path | None, name: str) -> dict[str, str]:
     if cache_dir is None:
         return {}
@@ -94,8 +112,12 @@ def _compile_cache_env(cache_dir: Path | None, name: str) -> dict[str, str]:
 
 
 def _hidden_paths(exercise: Exercise) -> list[str]:
-    """Folders kept off the submission's import path: the exercises, the reference, a source checkout."""
-    hidden = [str(exercise.folder.parent), str(exercise.reference_path.parent)]
+    """Folders a submission must not see: the exercises, the references (also as installed data), a checkout."""
+    hidden = [
+        str(exercise.folder.parent),
+        str(exercise.reference_path.parent),
+        str(Path(sys.prefix) / "share" / "jax-grader"),
+    ]
     package_parent = Path(grader.__file__).resolve().parent.parent
     if package_parent.name not in ("site-packages", "dist-packages"):
         hidden.append(str(package_parent))
@@ -116,16 +138,16 @@ def _limits(exercise: Exercise) -> ChildLimits:
 class _BackgroundChild:
     """Runs a child in a thread, so the reference can run meanwhile; ``cancel`` stops it early."""
 
-    def __init__(self, job: ChildJob, limits: ChildLimits) -> None:
+    def __init__(self, job: ChildJob, limits: ChildLimits, isolation: Isolation) -> None:
         self.cancel = threading.Event()
         self._run: ChildRun | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._target, args=(job, limits), daemon=True)
+        self._thread = threading.Thread(target=self._target, args=(job, limits, isolation), daemon=True)
         self._thread.start()
 
-    def _target(self, job: ChildJob, limits: ChildLimits) -> None:
+    def _target(self, job: ChildJob, limits: ChildLimits, isolation: Isolation) -> None:
         try:
-            self._run = run_child(job, limits, cancel=self.cancel)
+            self._run = run_child(job, limits, isolation=isolation, cancel=self.cancel)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self._error = exc
 
@@ -153,9 +175,16 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
         problem = _with_exercise_hints(exercise, [syntax_diagnosis(source)])[0]
         results = [skipped_case(c, skip_reason(problem)) for c in cases]
         return _report(
-            exercise, source, results, [problem], backend=None, cache="off", started=started, import_output=None
+            exercise,
+            source,
+            results,
+            [problem],
+            environment=describe_environment(backend=None, isolation=None, reference_cache="off"),
+            started=started,
+            import_output=None,
         )
     wire = _wire_cases(exercise, cases)
+    iso = choose_isolation(options.isolation)
     job = ChildJob(
         source=source.text,
         filename=str(source.path),
@@ -163,16 +192,12 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
         cases=wire,
         preload=list(exercise.spec.preload),
         hidden_paths=_hidden_paths(exercise),
-        env=_compile_cache_env(options.cache_dir, "xla"),
+        **_submission_cache(iso, options.cache_dir),
     )
-    submission = _BackgroundChild(job, _limits(exercise))
+    submission = _BackgroundChild(job, _limits(exercise), iso)
     try:
         expected = run_reference(
-            exercise,
-            cases,
-            wire,
-            env=_compile_cache_env(options.cache_dir, "xla-reference"),
-            cache_dir=options.cache_dir,
+            exercise, cases, wire, env=_compile_cache_env(options.cache_dir, TRUSTED_XLA), cache_dir=options.cache_dir
         )
     except BaseException:
         submission.cancel.set()
@@ -180,6 +205,7 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
         raise
     run = submission.join()
     results, diagnoses = _judge(exercise, source, cases, wire, run, expected, options)
+    environment = describe_environment(backend=expected.backend, isolation=iso, reference_cache=expected.cache)
     imported = run.imported
     import_output = (
         captured(imported.stdout, imported.stderr, limit_reached=imported.output_limit) if imported else None
@@ -189,8 +215,7 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
         source,
         results,
         diagnoses,
-        backend=expected.backend,
-        cache=expected.cache,
+        environment=environment,
         started=started,
         import_output=import_output,
     )
@@ -233,7 +258,7 @@ def _judge(
         decoded_outputs(run),
         expected,
         wire,
-        env=_compile_cache_env(options.cache_dir, "xla-reference"),
+        env=_compile_cache_env(options.cache_dir, TRUSTED_XLA),
         cache_dir=options.cache_dir,
     )
     explained = {case for d in specific for case in d.cases}
@@ -259,8 +284,7 @@ def _report(
     results: list[CaseResult],
     diagnoses: list[Diagnosis],
     *,
-    backend: str | None,
-    cache: str,
+    environment: Environment,
     started: float,
     import_output: CapturedOutput | None,
 ) -> Report:
@@ -277,7 +301,7 @@ def _report(
         message=message,
         cases=results,
         diagnoses=diagnoses,
-        environment=describe_environment(backend=backend, isolation=ISOLATION, reference_cache=cache),
+        environment=environment,
         duration_s=round(time.monotonic() - started, 3),
         **extra,
     )

@@ -150,7 +150,10 @@ class Environment(_Model):
     flax: str | None = None
     numpy: str | None = None
     backend: str | None = Field(default=None, description="JAX backend the reference ran on, e.g. 'cpu'.")
-    isolation: str = Field(description="How the submission was isolated, e.g. 'process'.")
+    isolation: str = Field(
+        description="How the submission was isolated: 'bwrap' (namespaces, read-only mounts), 'process', or 'not run'."
+    )
+    isolation_detail: str = Field(default="", description="The isolation in words, with the uid the child ran as.")
     reference_cache: Literal["hit", "miss", "off"] = "off"
 
 

@@ -211,6 +211,17 @@ def _apply_limits(limits: dict) -> None:
             resource.setrlimit(which, (value, value))
 
 
+def _drop_privileges(drop_to: list[int] | None) -> None:
+    """Becomes an unprivileged user for good (the grader runs as root): no way back for the submission."""
+    if not drop_to:
+        return
+    uid, gid = int(drop_to[0]), int(drop_to[1])
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    os.environ["USER"] = os.environ["LOGNAME"] = "nobody"
+
+
 def _decode_arg(spec: dict):
     import numpy as np
 
@@ -345,6 +356,7 @@ def main(argv: list[str]) -> None:
     out = int(argv[2])
     limits = job.get("rlimits", {})
     _apply_limits(limits)
+    _drop_privileges(job.get("drop_to"))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     _strip_sys_path(job.pop("hidden_paths", []))  # not left lying in memory for the submission to read
     capture = _Capture(int(job["capture_limit"]), int(limits.get("RLIMIT_FSIZE", 1 << 62)))

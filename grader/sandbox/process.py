@@ -9,6 +9,7 @@ turned into a ``ChildRun`` with a named ending, never an exception or a wait wit
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import selectors
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from grader.errors import SandboxError
+from grader.sandbox.isolation import Isolation, bwrap_command, choose_isolation, environment_paths
 from grader.sandbox.protocol import Done, FrameReader, Hello, Imported, ProtocolError, Result, parse_message
 
 HARNESS = Path(__file__).with_name("harness.py")
@@ -32,6 +34,8 @@ STRAY_OUTPUT_BYTES = 64 * 1024
 POLL_S = 0.25
 EXIT_GRACE_S = 0.5
 REAP_WAIT_S = 5.0
+NPROC_HEADROOM = 512  # threads count too, and XLA starts one pool per core
+PR_SET_CHILD_SUBREAPER = 36
 CHANNEL_BYTES = 256 * 1024 * 1024
 # Environment variables a child inherits: locale and the ones that choose JAX's backend and devices.
 INHERITED_PREFIXES = ("JAX_", "XLA_", "CUDA_", "NVIDIA_", "TPU_", "ROCR_", "HIP_")
@@ -63,8 +67,9 @@ class ChildJob:
     entry_point: str
     cases: list[dict]
     preload: list[str] = field(default_factory=list)
-    hidden_paths: list[str] = field(default_factory=list)
+    hidden_paths: list[str] = field(default_factory=list)  # off sys.path, and not mounted under bwrap
     env: dict[str, str] = field(default_factory=dict)
+    readable: list[str] = field(default_factory=list)  # more folders to mount read-only under bwrap
 
 
 @dataclass
@@ -298,16 +303,47 @@ def _write_job(fd: int, payload: bytes) -> None:
         pass  # the child went away before reading its job; its ending says why
 
 
+def _child_command(iso: Isolation, job: ChildJob, harness: str, workdir: str, fds: tuple[int, int]) -> list[str]:
+    argv = [sys.executable, "-I", harness, str(fds[0]), str(fds[1])]
+    if iso.level == "process":
+        return argv
+    readable = [*environment_paths(), *(Path(p) for p in job.readable if os.path.isdir(p))]
+    hidden = [
+        Path(p)
+        for p in job.hidden_paths
+        if os.path.isdir(p) and any(Path(p).resolve().is_relative_to(r) for r in readable)
+    ]
+    return bwrap_command(iso, argv, workdir=workdir, readable=readable, hidden=hidden)
+
+
+def _process_limit(uid: int) -> int:
+    """Room for this many more processes (and threads) of the child's user than it runs now."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                count += entry.stat().st_uid == uid
+    return count + NPROC_HEADROOM
+
+
 def run_child(
-    job: ChildJob, limits: ChildLimits, *, python: str | None = None, cancel: threading.Event | None = None
+    job: ChildJob,
+    limits: ChildLimits,
+    *,
+    isolation: Isolation | None = None,
+    cancel: threading.Event | None = None,
 ) -> ChildRun:
-    """Runs the harness on ``job`` in a fresh child process and returns what it reported.
+    """Runs the harness on ``job`` in a fresh, isolated child process and returns what it reported.
 
     Setting ``cancel`` stops the child at the next check (within half a second).
     """
+    iso = isolation or choose_isolation()
     workdir = tempfile.mkdtemp(prefix="grader-run-")
     # The child runs its own copy of the harness, so its argv names no folder of the grader.
     harness = shutil.copy(HARNESS, os.path.join(workdir, "harness.py"))
+    if iso.drop_to:
+        os.chown(workdir, *iso.drop_to)
+        _become_subreaper()
     job_read, job_write = os.pipe()
     channel_read, channel_write = os.pipe()
     payload = json.dumps(
@@ -322,7 +358,9 @@ def run_child(
             "max_output_elements": limits.max_output_elements,
             "import_timeout_s": limits.import_timeout_s,
             "case_timeout_s": limits.case_timeout_s,
+            "drop_to": iso.drop_to,
             "rlimits": {
+                "RLIMIT_NPROC": _process_limit(iso.drop_to[0] if iso.drop_to else os.getuid()),
                 "RLIMIT_DATA": limits.memory_mb * 1024 * 1024,
                 "RLIMIT_FSIZE": limits.file_size_mb * 1024 * 1024,
                 "RLIMIT_CORE": 0,
@@ -334,7 +372,7 @@ def run_child(
     ).encode("utf-8")
     try:
         proc = subprocess.Popen(
-            [python or sys.executable, "-I", harness, str(job_read), str(channel_write)],
+            _child_command(iso, job, harness, workdir, (job_read, channel_write)),
             cwd=workdir,
             env=child_environment(workdir, job.env),
             stdin=subprocess.DEVNULL,
@@ -353,14 +391,50 @@ def run_child(
     writer = threading.Thread(target=_write_job, args=(job_write, payload), daemon=True)
     writer.start()
     try:
-        return _Supervisor(proc, channel_read, job, limits, cancel).supervise()
+        run = _Supervisor(proc, channel_read, job, limits, cancel).supervise()
+        return _signal_through_bwrap(run) if iso.level == "bwrap" else run
     finally:
         if proc.returncode is None:  # only when supervision itself failed
             _kill_group(proc)
             proc.wait()
+        if iso.drop_to and iso.level == "process":
+            _kill_adopted(iso.drop_to[0])
         os.close(channel_read)
         writer.join(timeout=1.0)
         _remove_tree(workdir)
+
+
+def _signal_through_bwrap(run: ChildRun) -> ChildRun:
+    """bubblewrap reports a child killed by signal N as exit status 128 + N: read it back as the signal."""
+    code = run.returncode
+    if run.ending == "exited" and code is not None and 128 < code <= 128 + 64:
+        run.signal = code - 128
+        run.ending, run.detail = "crashed", f"killed by {_signal_name(run.signal)}"
+    return run
+
+
+def _become_subreaper() -> None:
+    """Makes orphans of the grader's children its own (Linux), so that a daemon cannot slip away."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _kill_adopted(uid: int) -> None:
+    """Kills the processes of the sandbox's user that were orphaned to the grader (a double fork, say)."""
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            if int(fields[1]) == me and entry.stat().st_uid == uid:
+                pid = int(entry.name)
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        except (OSError, ValueError, IndexError, ChildProcessError):
+            continue
 
 
 def _remove_tree(path: str) -> None:
