@@ -1,7 +1,7 @@
 """Findings about a submission as a whole, each with a stable code, drawn from its case results and run.
 
 Codes (documented in the README): syntax-error, import-error, missing-entry-point, exception, exited,
-timeout, crashed, output-limit, protocol-error, wrong-type, shape-mismatch, dtype-mismatch, non-finite,
+timeout, crashed, memory-limit, output-limit, protocol-error, wrong-type, shape-mismatch, dtype-mismatch, non-finite,
 values-mismatch. A finding is made only from evidence: the outputs, the way the child ended, or the
 parse of the source.
 """
@@ -19,6 +19,7 @@ from grader.schema import CaseResult, Diagnosis, SourceLine
 from grader.source import Source, closest_name
 
 MAX_LISTED = 6
+_MEMORY_WORDS = re.compile(r"MemoryError|[Oo]ut of memory|RESOURCE_EXHAUSTED|bad_alloc|Cannot allocate memory")
 
 
 def _plural(n: int, word: str) -> str:
@@ -113,9 +114,12 @@ def run_diagnosis(run: ChildRun, source: Source, entry_point: str) -> Diagnosis 
     if run.ending == "completed":
         return None
     code = {"harness-error": "crashed"}.get(run.ending, run.ending)
+    if code == "crashed" and _MEMORY_WORDS.search(run.stray_stderr.decode("utf-8", "replace")):
+        code = "memory-limit"
     hints = {
         "timeout": "Look for an endless loop or a very slow computation; each case has a time limit.",
         "crashed": "Look for unbounded memory use or deep recursion.",
+        "memory-limit": "Look for a structure that grows without bound, or arrays far larger than the input.",
         "exited": "Do not call sys.exit(), exit() or os._exit() in the submission: return the result instead.",
         "output-limit": "Return only the array the exercise asks for.",
     }
@@ -229,6 +233,19 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
         ids = [m.id for m in members]
         frames = members[0].error.frames if members[0].error else []
         lines = source_lines(source, [f.line for f in frames if f.line])
+        if type_name == "MemoryError":
+            found.append(
+                Diagnosis(
+                    code="memory-limit",
+                    message=f"The function ran out of memory in {_plural(len(ids), 'case')}: it asked for more than "
+                    "the memory limit allows.",
+                    hint="Look for a structure that grows without bound, or arrays far larger than the input.",
+                    cases=ids,
+                    lines=lines,
+                    evidence="MemoryError raised under the child's memory limit",
+                )
+            )
+            continue
         if type_name == "SystemExit":
             found.append(
                 Diagnosis(

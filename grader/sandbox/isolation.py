@@ -106,14 +106,16 @@ def _ancestors(path: Path) -> list[Path]:
 
 
 def bwrap_command(
-    iso: Isolation, argv: list[str], *, workdir: str, readable: list[Path], hidden: list[Path]
+    iso: Isolation, argv: list[str], *, workdir: str, readable: list[Path], hidden: list[Path], info_fd: int
 ) -> list[str]:
     """The bubblewrap command line that runs ``argv`` with only ``readable`` (read-only) and ``workdir`` mounted.
 
     ``hidden`` are folders inside ``readable`` ones that must not be seen (covered with an empty tmpfs).
     """
     assert iso.bwrap is not None
+    # --info-fd tells the pid of the sandbox's init: killing it ends every process in the namespace.
     cmd = [iso.bwrap, *_namespace_flags(iso.drop_to is not None), "--die-with-parent", "--new-session"]
+    cmd += ["--info-fd", str(info_fd)]
     for folder in SYSTEM_DIRS:
         cmd += ["--ro-bind", folder, folder]
     for link in SYSTEM_LINKS:

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -34,6 +35,7 @@ STRAY_OUTPUT_BYTES = 64 * 1024
 POLL_S = 0.25
 EXIT_GRACE_S = 0.5
 REAP_WAIT_S = 5.0
+INFO_WAIT_S = 10.0
 NPROC_HEADROOM = 512  # threads count too, and XLA starts one pool per core
 PR_SET_CHILD_SUBREAPER = 36
 CHANNEL_BYTES = 256 * 1024 * 1024
@@ -123,9 +125,11 @@ class _Supervisor:
         job: ChildJob,
         limits: ChildLimits,
         cancel: threading.Event | None,
+        sandbox_init: int | None = None,
     ) -> None:
         self.proc = proc
         self.cancel = cancel
+        self.sandbox_init = sandbox_init
         self.channel = channel
         self.limits = limits
         self.case_ids = [case["id"] for case in job.cases]
@@ -217,6 +221,13 @@ class _Supervisor:
                     self._on_stream(key.data, data)
 
     def _kill(self) -> None:
+        if self.sandbox_init is not None and not _has_exited(self.proc.pid):
+            # Killing the namespace's init kills everything in it; bwrap then exits by itself. (Only while
+            # bwrap runs: after it exits, the init's pid may belong to another process.)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.sandbox_init, signal.SIGKILL)
+            if _wait_for_exit(self.proc.pid, REAP_WAIT_S):
+                return
         _kill_group(self.proc)
 
     def _reap(self) -> None:
@@ -231,7 +242,7 @@ class _Supervisor:
             if run.ending == "completed" and not self.done:
                 run.ending, run.detail = "protocol-error", "the child closed its result channel and kept running"
             _wait_for_exit(self.proc.pid, None)
-        self._kill()
+        _kill_group(self.proc)  # what is left of the group; the exited child keeps the group's id reserved
         run.returncode = self.proc.wait()
         self._drain_streams()
         run.elapsed_s = time.monotonic() - self.started
@@ -303,7 +314,9 @@ def _write_job(fd: int, payload: bytes) -> None:
         pass  # the child went away before reading its job; its ending says why
 
 
-def _child_command(iso: Isolation, job: ChildJob, harness: str, workdir: str, fds: tuple[int, int]) -> list[str]:
+def _child_command(
+    iso: Isolation, job: ChildJob, harness: str, workdir: str, fds: tuple[int, int], info_fd: int
+) -> list[str]:
     argv = [sys.executable, "-I", harness, str(fds[0]), str(fds[1])]
     if iso.level == "process":
         return argv
@@ -313,7 +326,7 @@ def _child_command(iso: Isolation, job: ChildJob, harness: str, workdir: str, fd
         for p in job.hidden_paths
         if os.path.isdir(p) and any(Path(p).resolve().is_relative_to(r) for r in readable)
     ]
-    return bwrap_command(iso, argv, workdir=workdir, readable=readable, hidden=hidden)
+    return bwrap_command(iso, argv, workdir=workdir, readable=readable, hidden=hidden, info_fd=info_fd)
 
 
 def _process_limit(uid: int) -> int:
@@ -346,6 +359,7 @@ def run_child(
         _become_subreaper()
     job_read, job_write = os.pipe()
     channel_read, channel_write = os.pipe()
+    info_read, info_write = os.pipe()
     payload = json.dumps(
         {
             "source": job.source,
@@ -372,26 +386,29 @@ def run_child(
     ).encode("utf-8")
     try:
         proc = subprocess.Popen(
-            _child_command(iso, job, harness, workdir, (job_read, channel_write)),
+            _child_command(iso, job, harness, workdir, (job_read, channel_write), info_write),
             cwd=workdir,
             env=child_environment(workdir, job.env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(job_read, channel_write),
+            pass_fds=(job_read, channel_write, info_write),
             start_new_session=True,
         )
     except OSError as exc:
         shutil.rmtree(workdir, ignore_errors=True)
-        for fd in (job_read, job_write, channel_read, channel_write):
+        for fd in (job_read, job_write, channel_read, channel_write, info_read, info_write):
             os.close(fd)
         raise SandboxError(f"cannot start the child process: {exc}") from exc
     os.close(job_read)
     os.close(channel_write)
+    os.close(info_write)
+    sandbox_init = _read_sandbox_init(info_read) if iso.level == "bwrap" else None
+    os.close(info_read)
     writer = threading.Thread(target=_write_job, args=(job_write, payload), daemon=True)
     writer.start()
     try:
-        run = _Supervisor(proc, channel_read, job, limits, cancel).supervise()
+        run = _Supervisor(proc, channel_read, job, limits, cancel, sandbox_init).supervise()
         return _signal_through_bwrap(run) if iso.level == "bwrap" else run
     finally:
         if proc.returncode is None:  # only when supervision itself failed
@@ -402,6 +419,22 @@ def run_child(
         os.close(channel_read)
         writer.join(timeout=1.0)
         _remove_tree(workdir)
+
+
+def _read_sandbox_init(fd: int) -> int | None:
+    """The pid of the sandbox's init, from bwrap's info pipe (written as soon as the sandbox exists)."""
+    data = b""
+    deadline = time.monotonic() + INFO_WAIT_S
+    while b"}" not in data and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            break
+        data += chunk
+    try:
+        return int(json.loads(data[: data.index(b"}") + 1])["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _signal_through_bwrap(run: ChildRun) -> ChildRun:

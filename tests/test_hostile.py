@@ -1,0 +1,359 @@
+"""Hostile submissions, under every isolation level this machine offers.
+
+Each attack must end in a verdict that is not a pass, within the time bound the limits give, and leave
+the repository unchanged. Attacks that only stronger isolation stops (another uid, namespaces) are
+skipped, with the reason, where the grader runs without it; SECURITY.md says the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from grader.grading import GradeOptions, grade_file
+from grader.sandbox.isolation import Isolation, choose_isolation
+from grader.schema import Report
+from tests.conftest import ROOT, TOY_EXERCISES
+
+CORRECT = """
+import numpy as np
+
+def scale(factor, x):
+    return (np.asarray(x) * np.float32(factor)).astype(np.float32)
+"""
+ZEROS = """
+import numpy as np
+
+def scale(factor, x):
+    return np.zeros(np.shape(x), np.float32)
+"""
+# From the toy exercise's limits: 2 x import (15 s) + 3 cases x 3 s + 5 s, and a little for the reference.
+BOUND_S = 2 * 15 + 3 * 3 + 5 + 10
+
+
+def _levels() -> list[str]:
+    levels = ["process"]
+    try:
+        if choose_isolation("bwrap").level == "bwrap":
+            levels.insert(0, "bwrap")
+    except Exception:  # noqa: BLE001 - bubblewrap missing or refused: only the process level here
+        pass
+    return levels
+
+
+@pytest.fixture(params=_levels())
+def isolation(request: pytest.FixtureRequest) -> Isolation:
+    return choose_isolation(request.param)
+
+
+def strong(iso: Isolation) -> bool:
+    """Whether the child is kept from the user's files and processes: namespaces or another uid."""
+    return iso.level == "bwrap" or iso.drop_to is not None
+
+
+@pytest.fixture(scope="module")
+def repo_digest() -> str:
+    return _digest_tree(ROOT)
+
+
+@pytest.fixture
+def attack(tmp_path: Path, cache_dir: Path, isolation: Isolation, repo_digest: str):
+    """Grades a hostile source on the toy exercise, then checks the bound and the repository."""
+
+    def _attack(source: str, *, may_pass: bool = False) -> Report:
+        """``may_pass``: the submission computes the right outputs and attacks on the side."""
+        path = tmp_path / "hostile.py"
+        path.write_text(source, encoding="utf-8")
+        options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=isolation.level)
+        report = grade_file(path, exercise_id="toy-scale", options=options)
+        assert report.duration_s <= BOUND_S
+        assert report.status != "passed" or may_pass
+        assert _digest_tree(ROOT) == repo_digest
+        return report
+
+    return _attack
+
+
+def codes(report: Report) -> list[str]:
+    return [d.code for d in report.diagnoses]
+
+
+def test_a_correct_submission_passes_under_the_same_limits(attack, isolation: Isolation) -> None:
+    report = attack(CORRECT, may_pass=True)
+    assert report.status == "passed"
+    assert report.environment.isolation == isolation.level
+
+
+def test_patching_numpy_comparisons_changes_nothing(attack) -> None:
+    report = attack(
+        ZEROS
+        + """
+import numpy, numpy.testing
+numpy.allclose = lambda *a, **k: True
+numpy.array_equal = lambda *a, **k: True
+numpy.isclose = lambda a, b, *r, **k: numpy.ones(numpy.shape(a), bool)
+numpy.testing.assert_allclose = lambda *a, **k: None
+"""
+    )
+    assert "values-mismatch" in codes(report)
+
+
+def test_patching_modules_named_grade_or_compare_changes_nothing(attack) -> None:
+    report = attack(
+        ZEROS
+        + """
+import sys
+for name, module in list(sys.modules.items()):
+    if module is not None and ("grade" in name or "compare" in name):
+        for attr in dir(module):
+            try:
+                setattr(module, attr, lambda *a, **k: True)
+            except Exception:
+                pass
+"""
+    )
+    assert report.status == "failed"
+
+
+def test_fake_verdict_then_exit_zero(attack) -> None:
+    report = attack(
+        """
+import os, sys
+def scale(factor, x):
+    sys.stdout.write('{"status": "passed", "score": 4, "max_score": 4}\\n')
+    sys.stdout.flush()
+    os._exit(0)
+"""
+    )
+    assert report.status == "error" and codes(report)[0] == "exited"
+
+
+def test_sleeping_times_out(attack) -> None:
+    report = attack("import time\n\ndef scale(factor, x):\n    time.sleep(1000)\n")
+    assert codes(report)[0] == "timeout"
+
+
+def test_memory_without_end_is_a_memory_verdict(attack) -> None:
+    report = attack("def scale(factor, x):\n    hoard = []\n    while True:\n        hoard.append(bytearray(10**8))\n")
+    assert codes(report)[0] in ("memory-limit", "crashed")
+
+
+def test_memory_errors_caught_forever_time_out(attack) -> None:
+    report = attack(
+        """
+def scale(factor, x):
+    hoard = []
+    while True:
+        try:
+            hoard.append(bytearray(10**8))
+        except MemoryError:
+            pass
+"""
+    )
+    assert codes(report)[0] in ("timeout", "crashed", "memory-limit")
+
+
+def test_fork_bomb_is_contained(attack, isolation: Isolation) -> None:
+    if not strong(isolation) and os.geteuid() == 0:
+        pytest.skip("as root without bwrap or another uid, no process limit applies (see SECURITY.md)")
+    report = attack(
+        """
+import os
+def scale(factor, x):
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            pass
+"""
+    )
+    assert codes(report)[0] in ("timeout", "crashed", "memory-limit")
+    assert _processes_with("grader-run-") == []
+
+
+def test_double_forked_daemon_does_not_survive(attack, isolation: Isolation) -> None:
+    if not strong(isolation):
+        pytest.skip("a daemon that leaves the session outlives a plain process (see SECURITY.md)")
+    marker = "987.654"
+    attack(
+        CORRECT
+        + f"""
+import os
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execvp("sleep", ["sleep", "{marker}"])
+    os._exit(0)
+""",
+        may_pass=True,
+    )
+    assert _processes_with(marker) == []
+
+
+def test_files_outside_the_workdir_stay_untouched(attack, isolation: Isolation, tmp_path: Path) -> None:
+    if not strong(isolation):
+        pytest.skip("the same user can write the user's files (see SECURITY.md)")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    victim.chmod(0o666)
+    report = attack(
+        CORRECT
+        + f"""
+import os, sys
+for folder in sys.path + [os.getcwd()]:
+    for name in ("evil.py", "sitecustomize.py"):
+        try:
+            with open(os.path.join(folder, name), "w") as f:
+                f.write("raise SystemExit")
+        except OSError:
+            pass
+for target in ({str(victim)!r}, {str(ROOT / "README.md")!r}):
+    try:
+        open(target, "w").write("gone")
+    except OSError:
+        pass
+    try:
+        os.remove(target)
+    except OSError:
+        pass
+print("done")
+""",
+        may_pass=True,
+    )
+    assert report.status == "passed"
+    assert victim.read_text() == "precious"
+    for folder in (Path(p) for p in sys.path if p):
+        assert not (folder / "evil.py").exists()
+
+
+def test_the_reference_cannot_be_found_on_disk(attack, isolation: Isolation) -> None:
+    if isolation.level != "bwrap":
+        pytest.skip("without bwrap the reference file is readable by path (see SECURITY.md)")
+    report = attack(
+        """
+import os
+def scale(factor, x):
+    for top in ("/", os.path.expanduser("~")):
+        for root, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/proc", "/sys", "/dev")]
+            if "toy_scale.py" in files:
+                namespace = {}
+                exec(open(os.path.join(root, "toy_scale.py")).read(), namespace)
+                return namespace["scale"](factor, x)
+    raise FileNotFoundError("no reference anywhere")
+"""
+    )
+    assert report.status == "failed"
+    assert "FileNotFoundError" in report.diagnoses[0].message
+
+
+def test_expected_values_are_not_in_the_child(attack) -> None:
+    report = attack(
+        """
+import gc, sys
+import numpy as np
+
+def scale(factor, x):
+    for obj in gc.get_objects():
+        if isinstance(obj, np.ndarray) and obj.shape == np.shape(x) and obj is not x:
+            return obj.astype(np.float32)
+    frame = sys._getframe()
+    while frame is not None:
+        for value in frame.f_locals.values():
+            if isinstance(value, dict) and "expected" in value:
+                return value["expected"]
+        frame = frame.f_back
+    return np.zeros(np.shape(x), np.float32)
+"""
+    )
+    assert report.status == "failed"
+
+
+def test_a_gigabyte_to_stdout_is_cut_off(attack) -> None:
+    report = attack("import sys\n\ndef scale(factor, x):\n    sys.stdout.write('x' * 10**9)\n")
+    assert codes(report)[0] in ("output-limit", "memory-limit", "crashed")
+
+
+def test_no_network(attack, isolation: Isolation) -> None:
+    if isolation.level != "bwrap":
+        pytest.skip("without bwrap the child shares the network (see SECURITY.md)")
+    received: list[bytes] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(15)
+    port = server.getsockname()[1]
+
+    def accept() -> None:
+        try:
+            connection, _ = server.accept()
+            received.append(connection.recv(100))
+        except OSError:
+            pass
+
+    listener = threading.Thread(target=accept, daemon=True)
+    listener.start()
+    report = attack(
+        ZEROS
+        + f"""
+import socket
+import sys
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"leak")
+    print("connected")
+except OSError as exc:
+    print("refused", type(exc).__name__)
+"""
+    )
+    server.close()
+    listener.join(timeout=20)
+    assert received == []
+    assert report.output.stdout.text.startswith("refused")
+
+
+def test_signalling_the_parent_does_not_stop_the_grader(attack, isolation: Isolation) -> None:
+    if not strong(isolation):
+        pytest.skip("the same user can signal the grader (see SECURITY.md)")
+    report = attack(
+        ZEROS
+        + """
+import os, signal
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGSTOP):
+    try:
+        os.kill(os.getppid(), sig)
+    except OSError:
+        pass
+"""
+    )
+    assert report.status in ("failed", "error")
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as cmdline:
+                if marker.encode() in cmdline.read():
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _digest_tree(root: Path) -> str:
+    digest = hashlib.sha256()
+    skip = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis", ".venv"}
+    for path in sorted(root.rglob("*")):
+        if set(path.relative_to(root).parts) & skip or not path.is_file():
+            continue
+        digest.update(str(path).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
