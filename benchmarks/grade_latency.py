@@ -59,8 +59,12 @@ def main() -> None:
         "grader grade": (grader, env),
         "grader grade (no cache)": ([*grader, "--no-cache"], env),
     }
+    if shutil.which("bwrap"):  # the cost of isolation: each level on its own
+        variants["grader grade --isolation bwrap"] = ([*grader, "--isolation", "bwrap"], env)
+        variants["grader grade --isolation process"] = ([*grader, "--isolation", "process"], env)
     try:
-        timed(grader, env, 0)  # warm-up: fills the reference and compilation caches
+        for warm_up in (grader, [*grader, "--isolation", "process"]):  # fills the caches each level uses
+            timed(warm_up, env, 0)
         times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.rounds):
             for name, (command, variant_env) in variants.items():
@@ -69,10 +73,10 @@ def main() -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
     floor = statistics.median(times["floor (import + 1 forward)"])
-    print(f"{'variant':32} {'median s':>9} {'min s':>7} {'ratio':>6}   ({args.rounds} rounds, {os.cpu_count()} cores)")
+    print(f"{'variant':34} {'median s':>9} {'min s':>7} {'ratio':>6}   ({args.rounds} rounds, {os.cpu_count()} cores)")
     for name, samples in times.items():
         median = statistics.median(samples)
-        print(f"{name:32} {median:9.3f} {min(samples):7.3f} {median / floor:6.2f}")
+        print(f"{name:34} {median:9.3f} {min(samples):7.3f} {median / floor:6.2f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rounds": args.rounds, "times": times}, indent=2))

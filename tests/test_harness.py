@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
+from grader.compare import compare_arrays
 from grader.sandbox.process import HARNESS
+from grader.sandbox.protocol import ArrayValue, Result, encode_frame, parse_message
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def harness():  # the harness is a standalone script, loaded here by path as the child does
     spec = importlib.util.spec_from_file_location("grader_harness_under_test", HARNESS)
     assert spec and spec.loader
@@ -41,3 +48,23 @@ def test_encode_value_describes_non_arrays(harness) -> None:
     assert encoded["kind"] == "array" and encoded["wire_dtype"] == "<f4" and encoded["shape"] == [3]
     assert harness._encode_value(np.zeros(11), 10)["kind"] == "too-large"
     assert harness._encode_value(np.array(["a"]), 10)["kind"] == "object"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(
+        dtype=st.one_of(hnp.floating_dtypes(), hnp.integer_dtypes(), hnp.boolean_dtypes(), hnp.complex_number_dtypes()),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=6),
+    )
+)
+def test_any_returned_array_travels_and_compares_without_raising(harness, array: np.ndarray) -> None:
+    """Random return values through the harness's encoding, the channel's validation and the comparison."""
+    encoded = harness._encode_value(array, 10_000)
+    frame = encode_frame({"type": "result", "case": "c", "value": encoded})
+    result = parse_message(frame[4:])
+    assert isinstance(result, Result) and isinstance(result.value, ArrayValue)
+    actual = result.value.to_numpy(10_000)
+    expected = np.zeros(actual.shape, np.float32)
+    comparison = compare_arrays(actual, expected, rtol=1e-5, atol=1e-6, actual_dtype=result.value.dtype)
+    assert comparison.kind in ("match", "values-mismatch", "dtype-mismatch")
+    json.loads(comparison.model_dump_json())
