@@ -21,7 +21,7 @@ from grader.diagnose import case_diagnoses, ending_reason, run_diagnosis, skip_r
 from grader.environment import describe_environment
 from grader.errors import GraderError, SandboxError, UsageError
 from grader.exercise import Exercise, discover_exercises
-from grader.judge import captured, decoded_outputs, judge_run, skipped_case
+from grader.judge import captured, decoded_outputs, judge_run, sanitize, skipped_case
 from grader.mistakes import explain, with_exception_hints
 from grader.reference import Expected, run_reference
 from grader.sandbox.isolation import Isolation, choose_isolation
@@ -31,7 +31,7 @@ from grader.schema import CapturedOutput, CaseResult, Diagnosis, Environment, Ex
 from grader.source import Source, read_source
 
 CACHE_ENV = "GRADER_CACHE_DIR"
-TRUSTED_XLA = "xla"  # JAX's compilation cache as only trusted runs write it
+TRUSTED_XLA = "xla-trusted"  # JAX's compilation cache as only trusted runs write it
 
 
 def default_cache_dir() -> Path | None:
@@ -292,19 +292,39 @@ def _report(
     max_score = float(np.sum([r.weight for r in results]))
     status, message = _summary(results, diagnoses, score, max_score)
     extra = {"output": import_output} if import_output is not None else {}
-    return Report(
-        exercise=ExerciseInfo(id=exercise.id, title=exercise.spec.title, entry_point=exercise.spec.entry_point.name),
-        submission=SubmissionInfo(path=str(source.path), sha256=source.sha256),
-        status=status,  # type: ignore[arg-type]
-        score=score,
-        max_score=max_score,
-        message=message,
-        cases=results,
-        diagnoses=diagnoses,
-        environment=environment,
-        duration_s=round(time.monotonic() - started, 3),
-        **extra,
+    return _escaped(
+        Report(
+            exercise=ExerciseInfo(
+                id=exercise.id, title=exercise.spec.title, entry_point=exercise.spec.entry_point.name
+            ),
+            submission=SubmissionInfo(path=str(source.path), sha256=source.sha256),
+            status=status,  # type: ignore[arg-type]
+            score=score,
+            max_score=max_score,
+            message=message,
+            cases=results,
+            diagnoses=diagnoses,
+            environment=environment,
+            duration_s=round(time.monotonic() - started, 3),
+            **extra,
+        )
     )
+
+
+def _escaped(report: Report) -> Report:
+    """The report with control characters escaped in every string: much of it comes from the submission
+    (names, types, messages, file names), and no renderer or CI log should obey what it wrote."""
+
+    def walk(value: object) -> object:
+        if isinstance(value, str):
+            return sanitize(value)
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return Report.model_validate(walk(report.model_dump()))
 
 
 __all__ = ["GradeOptions", "GraderError", "grade_file", "resolve_exercise"]

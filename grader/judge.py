@@ -49,10 +49,14 @@ def _short_library_path(path: str) -> str:
     return path
 
 
-def _hide(case: Case, comparison: Comparison | None) -> Comparison | None:
-    if comparison is None or not case.hidden:
+def _hide(case: Case, comparison: Comparison) -> Comparison:
+    """A hidden case keeps its verdict and counts, and loses every number that tells expected values."""
+    if not case.hidden:
         return comparison
-    return comparison.model_copy(update={"rows": [], "worst": []})
+    update: dict[str, object] = {"rows": [], "worst": [], "max_abs_error": None, "max_rel_error": None}
+    if comparison.kind == "values-mismatch":
+        update["message"] = f"{comparison.n_mismatched} of {comparison.n_elements} elements differ (hidden case)"
+    return comparison.model_copy(update=update)
 
 
 def judge_result(
@@ -96,12 +100,12 @@ def judge_result(
             f"the returned array is too large to compare: shape {tuple(value.shape)}",
             kind="too-large",
         ).model_copy(update={"actual_shape": list(value.shape), "actual_dtype": value.dtype})
-    status = "passed" if comparison.ok else "failed"
+    comparison = _hide(case, comparison)
     return CaseResult(
-        status=status,
+        status="passed" if comparison.ok else "failed",
         score=case.weight if comparison.ok else 0.0,
         message=comparison.message,
-        comparison=_hide(case, comparison),
+        comparison=comparison,
         **common,
     )
 

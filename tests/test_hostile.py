@@ -8,6 +8,7 @@ skipped, with the reason, where the grader runs without it; SECURITY.md says the
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import socket
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from grader.grading import GradeOptions, grade_file
+from grader.render.terminal import make_console, render_report
 from grader.sandbox.isolation import Isolation, choose_isolation
 from grader.schema import Report
 from tests.conftest import ROOT, TOY_EXERCISES
@@ -357,3 +359,70 @@ def _digest_tree(root: Path) -> str:
         digest.update(str(path).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def test_escape_sequences_in_names_never_reach_the_report(attack) -> None:
+    report = attack(
+        """
+class T:
+    pass
+
+T.__qualname__ = "\\x1b[2J\\x1b[32m PASSED \\x1b]8;;http://x/\\x1b\\\\"
+globals()["\\x1b[31mEVIL"] = print
+
+def scale(factor, x):
+    exec(compile("raise ValueError('x')", "\\x1b[41mBAD_FILE", "exec")) if factor > 2.5 else None
+    return T()
+"""
+    )
+    assert report.status == "failed"
+    text = report.model_dump_json()
+    assert "\\u001b" not in text and "\x1b" not in text  # JSON would write a raw ESC as \u001b
+    assert "\\\\x1b[2J" in text  # shown escaped instead
+    rendered = io.StringIO()
+    render_report(report, make_console(color=False, file=rendered))
+    assert "\x1b" not in rendered.getvalue()
+
+
+def test_forged_frames_with_huge_numbers_give_a_verdict(attack) -> None:
+    report = attack(
+        """
+import os, sys, json
+
+def _frame(message):
+    payload = json.dumps(message).encode()
+    return len(payload).to_bytes(4, "big") + payload
+
+def scale(factor, x):
+    forged = {"type": "result", "case": "first", "output_limit": True, "error": {"type": "OSError", "message": "x"},
+              "stdout": {"text": "", "size": 10**400, "truncated": True}}
+    os.write(int(sys.argv[2]), _frame(forged) + _frame({"type": "done"}))
+    os._exit(0)
+"""
+    )
+    assert codes(report)[0] == "protocol-error"
+
+
+def test_a_deep_directory_tree_is_cleaned_up(attack, tmp_path: Path) -> None:
+    before = set(Path(tempfile_root()).glob("grader-run-*"))
+    report = attack(
+        CORRECT
+        + """
+import os
+here = os.getcwd()
+for _ in range(1200):
+    os.mkdir("d")
+    os.chdir("d")
+os.chdir(here)
+os.symlink("/", "root-link")
+""",
+        may_pass=True,
+    )
+    assert report.status == "passed"
+    assert set(Path(tempfile_root()).glob("grader-run-*")) <= before
+
+
+def tempfile_root() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

@@ -354,3 +354,21 @@ def test_hidden_cases_keep_their_inputs_hidden_when_skipped(tmp_path: Path, cach
     report = grade_file(submission, options=options)
     third = next(c for c in report.cases if c.id == "third")
     assert third.status == "skipped" and set(third.inputs.values()) == {"hidden"}
+
+
+def test_hidden_cases_give_no_expected_values_away(tmp_path: Path, cache_dir: Path) -> None:
+    from grader.grading import GradeOptions, grade_file
+    from tests.conftest import copy_toy_exercise
+
+    spec = copy_toy_exercise(tmp_path / "fixtures") / "exercise.toml"
+    spec.write_text(spec.read_text().replace('id = "third"', 'id = "third"\nhidden = true'))
+    submission = tmp_path / "zeros.py"
+    submission.write_text("import numpy as np\n\ndef scale(factor, x):\n    return np.zeros(np.shape(x), np.float32)\n")
+    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[tmp_path / "fixtures" / "exercises"])
+    report = grade_file(submission, options=options)
+    third = next(c for c in report.cases if c.id == "third")
+    assert third.status == "failed" and third.comparison is not None
+    assert third.comparison.rows == [] and third.comparison.worst == []
+    assert third.comparison.max_abs_error is None and third.comparison.max_rel_error is None
+    assert "hidden case" in third.message and "error" not in third.message
+    assert all("third" not in d.message for d in report.diagnoses)

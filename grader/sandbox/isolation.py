@@ -29,6 +29,7 @@ from grader.errors import SandboxError
 ISOLATION_ENV = "GRADER_ISOLATION"
 SANDBOX_UID = 65534  # nobody
 SANDBOX_GID = 65534  # nogroup
+TMPFS_BYTES = 64 * 1024 * 1024
 SYSTEM_DIRS = ("/usr",)
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime")
@@ -40,6 +41,7 @@ class Isolation:
     level: Literal["bwrap", "process"]
     drop_to: tuple[int, int] | None  # (uid, gid) the child switches to, when the grader is root
     bwrap: str | None = None
+    note: str = ""  # a weakness to state in the report
 
     @property
     def description(self) -> str:
@@ -50,6 +52,8 @@ class Isolation:
         )
         if self.drop_to:
             parts.append(f"uid {self.drop_to[0]}")
+        if self.note:
+            parts.append(self.note)
         return "; ".join(parts)
 
 
@@ -87,7 +91,10 @@ def choose_isolation(requested: str | None = None) -> Isolation:
         raise SandboxError("bubblewrap (bwrap) was asked for but is not installed or does not work here")
     if drop_to and not all(_world_readable(p) for p in environment_paths()):
         # Without mounts of its own, another user must be able to reach the Python installation.
-        drop_to = None
+        note = "runs as root: the Python installation is not readable by an unprivileged user"
+        return Isolation("process", None, note=note)
+    if not drop_to:
+        return Isolation("process", None, note="runs as the grader's own user")
     return Isolation("process", drop_to)
 
 
@@ -125,7 +132,8 @@ def bwrap_command(
             cmd += ["--ro-bind", link, link]
     for file in SYSTEM_FILES:
         cmd += ["--ro-bind-try", file, file]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--tmpfs", "/tmp"]
+    # /tmp is memory: bounded, so that files there cannot eat the machine's RAM.
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "01777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
     for device in GPU_DEVICES:
         cmd += ["--dev-bind-try", device, device]
     made: set[Path] = {Path("/tmp")}

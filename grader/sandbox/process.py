@@ -471,14 +471,18 @@ def _kill_adopted(uid: int) -> None:
 
 
 def _remove_tree(path: str) -> None:
-    """Removes a child's working directory, even where the child took away permissions."""
+    """Removes a child's working directory, however deep it made it and whatever permissions it set.
 
-    def _retry(func, target, _exc) -> None:  # type: ignore[no-untyped-def]
-        try:
-            os.chmod(os.path.dirname(target), 0o700)
-            os.chmod(target, 0o700)
-            func(target)
-        except OSError:
-            pass
+    chmod and rm walk the tree without recursion limits and never follow symbolic links.
+    """
+    for command in (["chmod", "-R", "u+rwX", "--", path], ["rm", "-rf", "--one-file-system", "--", path]):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(command, capture_output=True, timeout=60, check=False)
+    if os.path.lexists(path):
+        _remove_tree_python(path)
 
-    shutil.rmtree(path, onexc=_retry) if sys.version_info >= (3, 12) else shutil.rmtree(path, onerror=_retry)
+
+def _remove_tree_python(path: str) -> None:
+    """The same without coreutils (best effort): no chmod, which would follow a symbolic link."""
+    with contextlib.suppress(OSError, RecursionError):
+        shutil.rmtree(path)

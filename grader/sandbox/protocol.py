@@ -27,6 +27,9 @@ ALLOWED_DTYPES = frozenset(
 )
 
 Text = Annotated[str, Field(max_length=100_000)]
+# Every number from the child is bounded: reports do arithmetic with them.
+Count = Annotated[int, Field(ge=0, le=2**53)]
+LineNo = Annotated[int, Field(ge=0, le=10**9)]
 
 
 class _Message(BaseModel):
@@ -35,7 +38,7 @@ class _Message(BaseModel):
 
 class WireFrame(_Message):
     file: Text
-    line: int | None = None
+    line: LineNo | None = None
     function: Text
     code: Text = ""
 
@@ -44,15 +47,15 @@ class WireError(_Message):
     type: Text
     message: Text
     frames: list[WireFrame] = Field(default_factory=list, max_length=100)
-    lineno: int | None = None
-    offset: int | None = None
+    lineno: LineNo | None = None
+    offset: LineNo | None = None
     text: Text | None = None
-    exit_code: int | None = None
+    exit_code: Annotated[int, Field(ge=-(2**31), le=2**31)] | None = None
 
 
 class WireCapture(_Message):
     text: Text = ""
-    size: Annotated[int, Field(ge=0)] = 0
+    size: Count = 0
     truncated: bool = False
 
 
@@ -61,7 +64,7 @@ class ArrayValue(_Message):
     type: Text
     dtype: Text
     wire_dtype: Text
-    shape: list[Annotated[int, Field(ge=0)]] = Field(max_length=MAX_DIMS)
+    shape: list[Count] = Field(max_length=MAX_DIMS)
     data: str
 
     def to_numpy(self, max_elements: int) -> np.ndarray:
@@ -92,7 +95,7 @@ class TooLargeValue(_Message):
     kind: Literal["too-large"]
     type: Text
     dtype: Text
-    shape: list[int] = Field(max_length=64)
+    shape: list[Count] = Field(max_length=64)
 
 
 WireValue = Annotated[ArrayValue | ObjectValue | TooLargeValue, Field(discriminator="kind")]
@@ -121,7 +124,7 @@ class Result(_Message):
     case: Text
     value: WireValue | None = None
     error: WireError | None = None
-    duration_s: float | None = None
+    duration_s: Annotated[float, Field(ge=0, le=10**6)] | None = None
     stdout: WireCapture = WireCapture()
     stderr: WireCapture = WireCapture()
     output_limit: bool = Field(default=False, description="a stream reached the file size limit")
