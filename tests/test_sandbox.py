@@ -342,31 +342,34 @@ def test_form_feed_does_not_shift_line_numbers(grade_toy, tmp_path: Path) -> Non
     assert line.line == 4 and "raise KeyError" in line.text
 
 
-def test_hidden_cases_keep_their_inputs_hidden_when_skipped(tmp_path: Path, cache_dir: Path) -> None:
+@pytest.fixture
+def grade_with_hidden_third(tmp_path: Path, cache_dir: Path):
+    """Grades source text on a copy of the toy exercise whose case "third" is hidden."""
     from grader.grading import GradeOptions, grade_file
     from tests.conftest import copy_toy_exercise
 
     spec = copy_toy_exercise(tmp_path / "fixtures") / "exercise.toml"
     spec.write_text(spec.read_text().replace('id = "third"', 'id = "third"\nhidden = true'))
-    submission = tmp_path / "s.py"
-    submission.write_text("def scale(factor, x)\n")
     options = GradeOptions(cache_dir=cache_dir, exercise_roots=[tmp_path / "fixtures" / "exercises"])
-    report = grade_file(submission, options=options)
-    third = next(c for c in report.cases if c.id == "third")
+
+    def _grade(source: str):
+        submission = tmp_path / "submission.py"
+        submission.write_text(source)
+        report = grade_file(submission, options=options)
+        return report, next(c for c in report.cases if c.id == "third")
+
+    return _grade
+
+
+def test_hidden_cases_keep_their_inputs_hidden_when_skipped(grade_with_hidden_third) -> None:
+    _, third = grade_with_hidden_third("def scale(factor, x)\n")
     assert third.status == "skipped" and set(third.inputs.values()) == {"hidden"}
 
 
-def test_hidden_cases_give_no_expected_values_away(tmp_path: Path, cache_dir: Path) -> None:
-    from grader.grading import GradeOptions, grade_file
-    from tests.conftest import copy_toy_exercise
-
-    spec = copy_toy_exercise(tmp_path / "fixtures") / "exercise.toml"
-    spec.write_text(spec.read_text().replace('id = "third"', 'id = "third"\nhidden = true'))
-    submission = tmp_path / "zeros.py"
-    submission.write_text("import numpy as np\n\ndef scale(factor, x):\n    return np.zeros(np.shape(x), np.float32)\n")
-    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[tmp_path / "fixtures" / "exercises"])
-    report = grade_file(submission, options=options)
-    third = next(c for c in report.cases if c.id == "third")
+def test_hidden_cases_give_no_expected_values_away(grade_with_hidden_third) -> None:
+    report, third = grade_with_hidden_third(
+        "import numpy as np\n\ndef scale(factor, x):\n    return np.zeros(np.shape(x), np.float32)\n"
+    )
     assert third.status == "failed" and third.comparison is not None
     assert third.comparison.rows == [] and third.comparison.worst == []
     assert third.comparison.max_abs_error is None and third.comparison.max_rel_error is None
