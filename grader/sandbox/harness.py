@@ -1,6 +1,6 @@
 """The program that runs inside a child process: it imports one Python file and calls its entry point.
 
-It runs as ``python -I harness.py JOB_FD RESULT_FD`` and is deliberately self-contained (standard library
+It runs as ``python -I harness.py JOB_FD RESULT_FD PRELOADS`` and is deliberately self-contained (standard library
 and numpy at the top, the exercise's preloads such as jax later): it must not import the ``grader``
 package, whose folder is kept off the child's ``sys.path``.
 
@@ -352,8 +352,24 @@ def _watchdog(timeout: float | None) -> float | None:
 
 
 def main(argv: list[str]) -> None:
-    job = _read_job(int(argv[1]))
+    """Preloads, says hello, then waits for the job: a child can be started before its job exists."""
     out = int(argv[2])
+    preload = [name for name in (argv[3] if len(argv) > 3 else "").split(",") if name]
+    try:
+        hello = {"type": "hello", "python": sys.version.split()[0], **_preload(preload)}
+    except BaseException as exc:  # noqa: BLE001 - reported as a fault of the environment
+        hello = {
+            "type": "hello",
+            "python": sys.version.split()[0],
+            "modules": {},
+            "backend": None,
+            "preload_error": _describe_error(exc),
+        }
+    _send(out, hello)
+    job = _read_job(int(argv[1]))  # no submission code has run before this point
+    if hello.get("preload_error"):
+        _send(out, {"type": "done"})
+        return
     limits = job.get("rlimits", {})
     _apply_limits(limits)
     _drop_privileges(job.get("drop_to"))
@@ -361,22 +377,6 @@ def main(argv: list[str]) -> None:
     _strip_sys_path(job.pop("hidden_paths", []))  # not left lying in memory for the submission to read
     capture = _Capture(int(job["capture_limit"]), int(limits.get("RLIMIT_FSIZE", 1 << 62)))
     capture.watchdog_s = _watchdog(job.get("import_timeout_s"))
-
-    with capture:
-        try:
-            hello = {"type": "hello", "python": sys.version.split()[0], **_preload(job.get("preload", []))}
-        except BaseException as exc:  # noqa: BLE001 - reported as a fault of the environment
-            hello = {
-                "type": "hello",
-                "python": sys.version.split()[0],
-                "modules": {},
-                "backend": None,
-                "preload_error": _describe_error(exc),
-            }
-    _send(out, hello)
-    if hello.get("preload_error"):
-        _send(out, {"type": "done"})
-        return
 
     entry = module = None
     imported = {"type": "imported", "error": None, "names": [], "entry_point_found": False}

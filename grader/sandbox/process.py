@@ -317,7 +317,7 @@ def _write_job(fd: int, payload: bytes) -> None:
 def _child_command(
     iso: Isolation, job: ChildJob, harness: str, workdir: str, fds: tuple[int, int], info_fd: int
 ) -> list[str]:
-    argv = [sys.executable, "-I", harness, str(fds[0]), str(fds[1])]
+    argv = [sys.executable, "-I", harness, str(fds[0]), str(fds[1]), ",".join(job.preload)]
     if iso.level == "process":
         return argv
     readable = [*environment_paths(), *(Path(p) for p in job.readable if os.path.isdir(p))]
@@ -339,17 +339,32 @@ def _process_limit(uid: int) -> int:
     return count + NPROC_HEADROOM
 
 
-def run_child(
-    job: ChildJob,
-    limits: ChildLimits,
-    *,
-    isolation: Isolation | None = None,
-    cancel: threading.Event | None = None,
-) -> ChildRun:
-    """Runs the harness on ``job`` in a fresh, isolated child process and returns what it reported.
+@dataclass
+class SpawnedChild:
+    """A child started ahead of its job: its interpreter and preloads are warm, no submission code has run.
 
-    Setting ``cancel`` stops the child at the next check (within half a second).
+    ``run_child(job, ..., spawned=child)`` hands it the job. A spawned child serves one job only.
     """
+
+    proc: subprocess.Popen[bytes]
+    isolation: Isolation
+    workdir: str
+    job_write: int
+    channel_read: int
+    sandbox_init: int | None
+
+    def discard(self) -> None:
+        """Ends a child that will get no job."""
+        _kill_group(self.proc)
+        self.proc.wait()
+        for fd in (self.job_write, self.channel_read):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        _remove_tree(self.workdir)
+
+
+def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChild:
+    """Starts a child for jobs like ``job`` (same preloads, environment and mounts), before the job exists."""
     iso = isolation or choose_isolation()
     workdir = tempfile.mkdtemp(prefix="grader-run-")
     # The child runs its own copy of the harness, so its argv names no folder of the grader.
@@ -360,13 +375,36 @@ def run_child(
     job_read, job_write = os.pipe()
     channel_read, channel_write = os.pipe()
     info_read, info_write = os.pipe()
-    payload = json.dumps(
+    try:
+        proc = subprocess.Popen(
+            _child_command(iso, job, harness, workdir, (job_read, channel_write), info_write),
+            cwd=workdir,
+            env=child_environment(workdir, job.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(job_read, channel_write, info_write),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        _remove_tree(workdir)
+        for fd in (job_read, job_write, channel_read, channel_write, info_read, info_write):
+            os.close(fd)
+        raise SandboxError(f"cannot start the child process: {exc}") from exc
+    for fd in (job_read, channel_write, info_write):
+        os.close(fd)
+    sandbox_init = _read_sandbox_init(info_read) if iso.level == "bwrap" else None
+    os.close(info_read)
+    return SpawnedChild(proc, iso, workdir, job_write, channel_read, sandbox_init)
+
+
+def _job_payload(job: ChildJob, limits: ChildLimits, iso: Isolation) -> bytes:
+    return json.dumps(
         {
             "source": job.source,
             "filename": job.filename,
             "module_name": "submission",
             "entry_point": job.entry_point,
-            "preload": job.preload,
             "hidden_paths": job.hidden_paths,
             "capture_limit": limits.capture_bytes,
             "max_output_elements": limits.max_output_elements,
@@ -384,31 +422,27 @@ def run_child(
             "cases": job.cases,
         }
     ).encode("utf-8")
-    try:
-        proc = subprocess.Popen(
-            _child_command(iso, job, harness, workdir, (job_read, channel_write), info_write),
-            cwd=workdir,
-            env=child_environment(workdir, job.env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(job_read, channel_write, info_write),
-            start_new_session=True,
-        )
-    except OSError as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        for fd in (job_read, job_write, channel_read, channel_write, info_read, info_write):
-            os.close(fd)
-        raise SandboxError(f"cannot start the child process: {exc}") from exc
-    os.close(job_read)
-    os.close(channel_write)
-    os.close(info_write)
-    sandbox_init = _read_sandbox_init(info_read) if iso.level == "bwrap" else None
-    os.close(info_read)
-    writer = threading.Thread(target=_write_job, args=(job_write, payload), daemon=True)
+
+
+def run_child(
+    job: ChildJob,
+    limits: ChildLimits,
+    *,
+    isolation: Isolation | None = None,
+    cancel: threading.Event | None = None,
+    spawned: SpawnedChild | None = None,
+) -> ChildRun:
+    """Runs the harness on ``job`` in a fresh, isolated child process and returns what it reported.
+
+    ``spawned``: a child started earlier for jobs like this one (see ``spawn_child``); else one starts now.
+    Setting ``cancel`` stops the child at the next check (within half a second).
+    """
+    child = spawned or spawn_child(job, isolation)
+    iso, proc = child.isolation, child.proc
+    writer = threading.Thread(target=_write_job, args=(child.job_write, _job_payload(job, limits, iso)), daemon=True)
     writer.start()
     try:
-        run = _Supervisor(proc, channel_read, job, limits, cancel, sandbox_init).supervise()
+        run = _Supervisor(proc, child.channel_read, job, limits, cancel, child.sandbox_init).supervise()
         return _signal_through_bwrap(run) if iso.level == "bwrap" else run
     finally:
         if proc.returncode is None:  # only when supervision itself failed
@@ -416,9 +450,9 @@ def run_child(
             proc.wait()
         if iso.drop_to and iso.level == "process":
             _kill_adopted(iso.drop_to[0])
-        os.close(channel_read)
+        os.close(child.channel_read)
         writer.join(timeout=1.0)
-        _remove_tree(workdir)
+        _remove_tree(child.workdir)
 
 
 def _read_sandbox_init(fd: int) -> int | None:
