@@ -109,6 +109,9 @@ def grade(
         chosen = isolation.value if isolation else None
         options = GradeOptions(cache_dir=None, isolation=chosen) if no_cache else GradeOptions(isolation=chosen)
         report = grade_file(path, exercise_id=exercise, options=options)
+        from grader.state import record_result
+
+        record_result(report)
         if fmt is Format.json:
             from grader.render.json import render_json
 
@@ -157,10 +160,14 @@ def exercises(
     from rich.table import Table
 
     from grader.render.terminal import make_console
+    from grader.state import load_state
 
-    table = Table("id", "title", "entry point", title="Exercises")
+    last = load_state().last_results
+    table = Table("id", "title", "entry point", "your last result", title="Exercises")
     for ex in found.values():
-        table.add_row(ex.id, ex.spec.title, ex.spec.entry_point.signature)
+        result = last.get(ex.id)
+        shown = f"{result.status} {result.score:g}/{result.max_score:g} ({result.path})" if result else "not graded yet"
+        table.add_row(ex.id, ex.spec.title, ex.spec.entry_point.signature, shown)
     make_console().print(table)
 
 
@@ -175,6 +182,86 @@ def show(
 
     with _exit_codes():
         render_exercise(get_exercise(exercise_id), make_console())
+
+
+@app.command()
+def watch(
+    path: Annotated[Path, typer.Argument(help="The submission to grade on every save.", show_default=False)],
+    exercise: Annotated[
+        str | None, typer.Option("--exercise", "-e", help="Exercise id; by default found from the entry point.")
+    ] = None,
+) -> None:
+    """Grade a file, then grade it again each time it is saved, showing what changed."""
+    from grader.grading import GradeOptions
+    from grader.render.terminal import make_console
+    from grader.state import record_result
+    from grader.watch import watch as watch_file
+
+    try:
+        with _exit_codes():
+            watch_file(
+                path,
+                exercise_id=exercise,
+                options=GradeOptions(),
+                console=make_console(),
+                on_report=lambda report, _changes: record_result(report),
+            )
+    except typer.Exit as stop:
+        if stop.exit_code != 130:  # Ctrl-C is how a watch ends
+            raise
+    typer.echo("Stopped watching.")
+
+
+@app.command()
+def start(
+    exercise_id: Annotated[str, typer.Argument(metavar="ID", help="Exercise id, see `grader exercises`.")],
+    path: Annotated[
+        Path | None, typer.Argument(help="Where to write the starter (default: submissions/<id>.py).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the file if it exists.")] = False,
+) -> None:
+    """Write a starter file for an exercise: the signature to fill in, ready to grade."""
+    from grader.exercise import get_exercise
+
+    with _exit_codes():
+        found = get_exercise(exercise_id)
+        target = path or Path("submissions") / f"{found.id.replace('-', '_')}.py"
+        if target.exists() and not force:
+            raise UsageError(f"{target} exists already; pass --force to overwrite it")
+        _write(found.starter_text(), target)
+    typer.echo(f"Wrote {target}. Next: grader show {found.id}, then grader watch {target}")
+
+
+@app.command()
+def hint(
+    exercise_id: Annotated[str, typer.Argument(metavar="ID", help="Exercise id, see `grader exercises`.")],
+    reset: Annotated[bool, typer.Option("--reset", help="Start the hints again from the first.")] = False,
+) -> None:
+    """Show the next hint for an exercise, one at a time (the grader remembers how many you have seen)."""
+    from grader.exercise import get_exercise
+    from grader.state import next_hint, reset_hints
+
+    with _exit_codes():
+        hints = get_exercise(exercise_id).spec.hints
+    if reset:
+        reset_hints(exercise_id)
+        typer.echo(f"Hints for {exercise_id} start again from the first.")
+        return
+    if not hints:
+        typer.echo(f"{exercise_id} has no hints.")
+        return
+    shown = next_hint(exercise_id, hints)
+    if shown is None:
+        typer.echo(f"You have seen all {len(hints)} hints for {exercise_id}. (--reset to start again)")
+        return
+    number, text = shown
+    from rich.markdown import Markdown
+
+    from grader.render.terminal import make_console
+
+    console = make_console()
+    console.print(f"[bold]Hint {number} of {len(hints)}[/]")
+    console.print(Markdown(text))
 
 
 def main() -> None:

@@ -233,6 +233,18 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
         ids = [m.id for m in members]
         frames = members[0].error.frames if members[0].error else []
         lines = source_lines(source, [f.line for f in frames if f.line])
+        if type_name == "NotImplementedError" and len(members) == len([r for r in results if r.error]):
+            found.append(
+                Diagnosis(
+                    code="not-attempted",
+                    message="Not attempted yet: the function still raises NotImplementedError.",
+                    hint="Replace the `raise NotImplementedError` lines with your solution, then grade again.",
+                    cases=ids,
+                    lines=lines,
+                    evidence=f"NotImplementedError in {_plural(len(ids), 'case')}",
+                )
+            )
+            continue
         if type_name == "MemoryError":
             found.append(
                 Diagnosis(

@@ -173,6 +173,7 @@ class ExerciseSpec(_Spec):
     expand: dict[str, Expansion] = Field(default_factory=dict)
     hints: list[str] = Field(default_factory=list, description="Hints for the learner, in the order to give them.")
     mistakes: str | None = Field(default=None, description="The catalog of known mistakes, relative to the spec.")
+    starter: str | None = Field(default=None, description="The file `grader start` copies, relative to the spec.")
     feedback: dict[Annotated[str, Field(pattern=r"^[a-z][a-z-]*$")], str] = Field(
         default_factory=dict, description="Hints by diagnosis code, in place of the engine's generic ones."
     )
@@ -233,6 +234,23 @@ class Exercise(BaseModel):
     @property
     def prompt_path(self) -> Path:
         return (self.folder / self.spec.prompt).resolve()
+
+    def starter_text(self) -> str:
+        """The starter file for a learner: the exercise's own, or one made from the entry point."""
+        if self.spec.starter:
+            path = (self.folder / self.spec.starter).resolve()
+            try:
+                return path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SpecError(f"{self.folder / SPEC_FILE}: starter: cannot read {path}: {exc}") from exc
+        entry = self.spec.entry_point
+        lines = [f'"""{self.spec.title}: run `grader show {self.id}` for the exercise."""', "", ""]
+        lines.append(f"def {entry.signature}:")
+        lines.append(f'    """Returns {entry.returns or "the result"}.')
+        lines.append("")
+        lines += [f"    {p.name}: {p.description or p.type}" for p in entry.parameters]
+        lines += ['    """', f'    raise NotImplementedError("write {entry.name}")', ""]
+        return "\n".join(lines)
 
     def prompt_text(self) -> str:
         try:

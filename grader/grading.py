@@ -25,7 +25,7 @@ from grader.judge import captured, decoded_outputs, judge_run, sanitize, skipped
 from grader.mistakes import explain, with_exception_hints
 from grader.reference import Expected, run_reference
 from grader.sandbox.isolation import Isolation, choose_isolation
-from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
+from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, SpawnedChild, run_child, spawn_child
 from grader.sandbox.protocol import encode_arg
 from grader.schema import CapturedOutput, CaseResult, Diagnosis, Environment, ExerciseInfo, Report, SubmissionInfo
 from grader.source import Source, read_source
@@ -138,16 +138,18 @@ def _limits(exercise: Exercise) -> ChildLimits:
 class _BackgroundChild:
     """Runs a child in a thread, so the reference can run meanwhile; ``cancel`` stops it early."""
 
-    def __init__(self, job: ChildJob, limits: ChildLimits, isolation: Isolation) -> None:
+    def __init__(
+        self, job: ChildJob, limits: ChildLimits, isolation: Isolation, spawned: SpawnedChild | None = None
+    ) -> None:
         self.cancel = threading.Event()
         self._run: ChildRun | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._target, args=(job, limits, isolation), daemon=True)
+        self._thread = threading.Thread(target=self._target, args=(job, limits, isolation, spawned), daemon=True)
         self._thread.start()
 
-    def _target(self, job: ChildJob, limits: ChildLimits, isolation: Isolation) -> None:
+    def _target(self, job: ChildJob, limits: ChildLimits, isolation: Isolation, spawned: SpawnedChild | None) -> None:
         try:
-            self._run = run_child(job, limits, isolation=isolation, cancel=self.cancel)
+            self._run = run_child(job, limits, isolation=isolation, cancel=self.cancel, spawned=spawned)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self._error = exc
 
@@ -164,8 +166,37 @@ class _BackgroundChild:
         return self._run
 
 
-def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOptions | None = None) -> Report:
-    """Grades one submission file and returns the finished report. Raises only ``GraderError``."""
+def _submission_job(
+    exercise: Exercise, source: str, filename: str, wire: list[dict], iso: Isolation, options: GradeOptions
+) -> ChildJob:
+    return ChildJob(
+        source=source,
+        filename=filename,
+        entry_point=exercise.spec.entry_point.name,
+        cases=wire,
+        preload=list(exercise.spec.preload),
+        hidden_paths=_hidden_paths(exercise),
+        **_submission_cache(iso, options.cache_dir),
+    )
+
+
+def spawn_for(exercise: Exercise, options: GradeOptions) -> SpawnedChild:
+    """A child started ahead for the next grading of ``exercise`` (imports done, no submission yet)."""
+    iso = choose_isolation(options.isolation)
+    return spawn_child(_submission_job(exercise, "", "", [], iso, options), iso)
+
+
+def grade_file(
+    path: Path,
+    *,
+    exercise_id: str | None = None,
+    options: GradeOptions | None = None,
+    spawned: SpawnedChild | None = None,
+) -> Report:
+    """Grades one submission file and returns the finished report. Raises only ``GraderError``.
+
+    ``spawned``: a child from ``spawn_for`` for this exercise, used instead of starting one (``watch``).
+    """
     options = options or GradeOptions()
     started = time.monotonic()
     source = read_source(path)
@@ -184,17 +215,9 @@ def grade_file(path: Path, *, exercise_id: str | None = None, options: GradeOpti
             import_output=None,
         )
     wire = _wire_cases(exercise, cases)
-    iso = choose_isolation(options.isolation)
-    job = ChildJob(
-        source=source.text,
-        filename=str(source.path),
-        entry_point=exercise.spec.entry_point.name,
-        cases=wire,
-        preload=list(exercise.spec.preload),
-        hidden_paths=_hidden_paths(exercise),
-        **_submission_cache(iso, options.cache_dir),
-    )
-    submission = _BackgroundChild(job, _limits(exercise), iso)
+    iso = spawned.isolation if spawned else choose_isolation(options.isolation)
+    job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
+    submission = _BackgroundChild(job, _limits(exercise), iso, spawned)
     try:
         expected = run_reference(
             exercise, cases, wire, env=_compile_cache_env(options.cache_dir, TRUSTED_XLA), cache_dir=options.cache_dir
@@ -273,6 +296,8 @@ def _summary(results: list[CaseResult], diagnoses: list[Diagnosis], score: float
     if not graded:
         first = diagnoses[0].message.splitlines()[0] if diagnoses else "nothing could be graded"
         return "error", f"Could not grade the submission: {first}"
+    if diagnoses and diagnoses[0].code == "not-attempted":
+        return "failed", diagnoses[0].message
     if passed == len(results):
         return "passed", f"All {len(results)} cases passed."
     return "failed", f"{passed} of {len(results)} cases passed (score {score:g} of {max_score:g})."

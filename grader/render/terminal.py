@@ -211,13 +211,16 @@ def render_report(report: Report, console: Console) -> None:
     imported = _captured(report.output, "printed while the file was imported")
     if imported is not None:
         console.print(imported)
-    if report.cases and all(c.status == "skipped" for c in report.cases):
+    not_attempted = bool(report.diagnoses) and report.diagnoses[0].code == "not-attempted"
+    if not_attempted:
+        console.print(Text(f"{len(report.cases)} cases are waiting for your solution.", style="dim"))
+    elif report.cases and all(c.status == "skipped" for c in report.cases):
         console.print(
             Text(f"{len(report.cases)} cases not run: {report.cases[0].message.removeprefix('not run: ')}", style="dim")
         )
     elif report.cases:
         console.print(_case_table(report.cases))
-    failing = [c for c in report.cases if c.status in ("failed", "error")]
+    failing = [] if not_attempted else [c for c in report.cases if c.status in ("failed", "error")]
     for case in failing[:MAX_DETAILED]:
         console.print(_case_detail(case))
     if len(failing) > MAX_DETAILED:

@@ -352,6 +352,7 @@ class SpawnedChild:
     job_write: int
     channel_read: int
     sandbox_init: int | None
+    used: bool = False
 
     def discard(self) -> None:
         """Ends a child that will get no job."""
@@ -438,6 +439,7 @@ def run_child(
     Setting ``cancel`` stops the child at the next check (within half a second).
     """
     child = spawned or spawn_child(job, isolation)
+    child.used = True
     iso, proc = child.isolation, child.proc
     writer = threading.Thread(target=_write_job, args=(child.job_write, _job_payload(job, limits, iso)), daemon=True)
     writer.start()

@@ -1,0 +1,172 @@
+"""The learner's loop: start, hint, grade an untouched starter, watch, and the notebook check."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.grading import GradeOptions, grade_file
+from grader.render.terminal import make_console
+from grader.state import load_state, next_hint, record_result, reset_hints
+from grader.watch import compare_runs, watch
+from tests.conftest import ROOT, TOY_EXERCISES, cli_env
+
+CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x) * np.float32(factor)).astype('f4')\n"
+WRONG = "import numpy as np\n\ndef scale(factor, x):\n    return np.asarray(x, np.float32)\n"
+
+
+def run_cli(cache_dir: Path, cwd: Path, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = cli_env(cache_dir, GRADER_DATA_DIR=str(data))
+    return subprocess.run(
+        [sys.executable, "-m", "grader", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+def test_start_writes_a_starter_that_grades_as_not_attempted(cache_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = run_cli(cache_dir, tmp_path, data, "start", "train-eval-dropout")
+    assert first.returncode == 0, first.stderr
+    starter = tmp_path / "submissions" / "train_eval_dropout.py"
+    assert "raise NotImplementedError" in starter.read_text()
+    again = run_cli(cache_dir, tmp_path, data, "start", "train-eval-dropout")
+    assert again.returncode == 2 and "exists already" in again.stderr
+    assert "raise NotImplementedError" in starter.read_text()
+    graded = run_cli(cache_dir, tmp_path, data, "grade", str(starter))
+    assert graded.returncode == 1
+    assert "Not attempted yet" in graded.stdout and "Traceback" not in graded.stdout
+    assert "not-attempted" in graded.stdout
+    listed = run_cli(cache_dir, tmp_path, data, "exercises")
+    assert "failed 0/22" in listed.stdout
+
+
+def test_hints_come_in_order_and_are_remembered(tmp_path: Path) -> None:
+    hints = ["first", "second", "third"]
+    assert next_hint("ex", hints, tmp_path) == (1, "first")
+    assert next_hint("ex", hints, tmp_path) == (2, "second")
+    assert load_state(tmp_path).hints_seen == {"ex": 2}
+    assert next_hint("ex", hints, tmp_path) == (3, "third")
+    assert next_hint("ex", hints, tmp_path) is None
+    reset_hints("ex", tmp_path)
+    assert next_hint("ex", hints, tmp_path) == (1, "first")
+
+
+def test_hint_command_remembers_between_runs(cache_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    outputs = [run_cli(cache_dir, tmp_path, data, "hint", "train-eval-dropout").stdout for _ in range(5)]
+    assert [o.splitlines()[0] for o in outputs[:4]] == [f"Hint {i} of 4" for i in range(1, 5)]
+    assert "seen all 4 hints" in outputs[4]
+    assert not (ROOT / "state.json").exists() and (data / "state.json").exists()
+
+
+def test_a_corrupt_state_file_starts_afresh(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text("{broken")
+    assert next_hint("ex", ["a"], tmp_path) == (1, "a")
+
+
+def test_watch_regrades_on_save_and_reports_what_changed(cache_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "toy.py"
+    path.write_text(WRONG)
+    seen = []
+    first_done = threading.Event()
+
+    def on_report(report, changes) -> None:
+        seen.append((report.status, changes))
+        first_done.set()
+
+    def save_later() -> None:
+        first_done.wait(timeout=60)
+        time.sleep(0.5)  # let the watcher start before the save
+        path.write_text(CORRECT)
+
+    threading.Thread(target=save_later, daemon=True).start()
+    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES])
+    console = make_console(color=False, file=io.StringIO())
+    last = watch(path, exercise_id=None, options=options, console=console, max_runs=2, on_report=on_report)
+    assert [status for status, _ in seen] == ["failed", "passed"]
+    assert seen[1][1].newly_passing == ["first", "second", "third"] and seen[1][1].newly_failing == []
+    assert last is not None and last.status == "passed"
+    assert "Now passing: first, second, third" in console.file.getvalue()
+
+
+def test_compare_runs_names_both_directions(cache_dir: Path, tmp_path: Path) -> None:
+    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES])
+    path = tmp_path / "toy.py"
+    path.write_text(CORRECT)
+    good = grade_file(path, options=options)
+    path.write_text(WRONG)
+    bad = grade_file(path, options=options)
+    assert compare_runs(good, bad).newly_failing == ["first", "second", "third"]
+    assert compare_runs(bad, good).newly_passing == ["first", "second", "third"]
+    assert compare_runs(None, good).empty
+
+
+def test_results_are_remembered_per_exercise(cache_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "toy.py"
+    path.write_text(CORRECT)
+    report = grade_file(path, options=GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES]))
+    record_result(report, tmp_path / "data")
+    last = load_state(tmp_path / "data").last_results["toy-scale"]
+    assert last.status == "passed" and last.score == last.max_score == 4
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal end to end")
+def test_watch_in_a_terminal(cache_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "toy.py"
+    path.write_text(WRONG)
+    env = cli_env(
+        cache_dir,
+        GRADER_EXERCISES=str(TOY_EXERCISES),
+        GRADER_DATA_DIR=str(tmp_path / "data"),
+        COLUMNS="100",
+        TERM="xterm",
+    )
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grader", "watch", str(path)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    os.close(follower)
+    screen = b""
+
+    def read_until(text: bytes, timeout: float = 90) -> bytes:
+        nonlocal screen
+        deadline = time.monotonic() + timeout
+        while text not in screen and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    screen += os.read(leader, 65536)
+                except OSError:
+                    break
+        assert text in screen, screen[-2000:]
+        return screen
+
+    try:
+        read_until(b"Watching")
+        assert b"FAILED" in screen and b"\x1b[" in screen  # colored: a real terminal
+        screen = b""
+        path.write_text(CORRECT)
+        read_until(b"Now passing")
+        assert b"PASSED" in screen
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        read_until(b"Stopped watching")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.close(leader)
