@@ -6,6 +6,13 @@ Stages, in the one direction imports go: ``cli`` -> ``grading`` -> (``exercise``
 read a finished ``schema.Report`` and nothing else.
 """
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "check"]
 
 __version__ = "0.1.0"
+
+
+def check(exercise_id: str, function: object, **options: object) -> object:
+    """Grades a function object from a notebook and shows the report: ``check("train-eval-dropout", f)``."""
+    from grader.notebook import check as _check
+
+    return _check(exercise_id, function, **options)

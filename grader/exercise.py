@@ -174,6 +174,9 @@ class ExerciseSpec(_Spec):
     hints: list[str] = Field(default_factory=list, description="Hints for the learner, in the order to give them.")
     mistakes: str | None = Field(default=None, description="The catalog of known mistakes, relative to the spec.")
     starter: str | None = Field(default=None, description="The file `grader start` copies, relative to the spec.")
+    warmup: str | None = Field(
+        default=None, description="Python file with warm_up(calls), run by children started ahead (watch)."
+    )
     feedback: dict[Annotated[str, Field(pattern=r"^[a-z][a-z-]*$")], str] = Field(
         default_factory=dict, description="Hints by diagnosis code, in place of the engine's generic ones."
     )

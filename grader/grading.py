@@ -6,6 +6,8 @@ reference (trusted child or cache) side by side -> judge each case -> diagnose -
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import os
 import sys
 import threading
@@ -78,7 +80,7 @@ def _names_by_text(text: str, exercises: dict[str, Exercise]) -> frozenset[str]:
     return frozenset(e.spec.entry_point.name for e in exercises.values() if f"def {e.spec.entry_point.name}" in text)
 
 
-def _wire_cases(exercise: Exercise, cases: list[Case]) -> list[dict]:
+def wire_cases(exercise: Exercise, cases: list[Case]) -> list[dict]:
     params = exercise.spec.entry_point.parameters
     return [
         {"id": c.id, "args": [encode_arg(v, array_type=p.array_type) for p, v in zip(params, c.args, strict=True)]}
@@ -99,6 +101,11 @@ def _submission_cache(iso: Isolation, cache_dir: Path | None) -> dict:
         trusted.mkdir(parents=True, exist_ok=True)
         return {"env": _compile_cache_env(cache_dir, TRUSTED_XLA), "readable": [str(trusted)]}
     return {"env": _compile_cache_env(cache_dir, "xla-submissions")}
+
+
+def trusted_env(options: GradeOptions) -> dict[str, str]:
+    """The environment of the grader's own runs (reference, variants): the trusted compilation cache."""
+    return _compile_cache_env(options.cache_dir, TRUSTED_XLA)
 
 
 def _compile_cache_env(cache_dir: Path | None, name: str) -> dict[str, str]:
@@ -181,9 +188,28 @@ def _submission_job(
 
 
 def spawn_for(exercise: Exercise, options: GradeOptions) -> SpawnedChild:
-    """A child started ahead for the next grading of ``exercise`` (imports done, no submission yet)."""
+    """A child started ahead for the next grading of ``exercise``: imports done, and the exercise's warm-up
+    run on zeroed copies of the cases' arguments. No submission code runs before its job arrives."""
     iso = choose_isolation(options.isolation)
-    return spawn_child(_submission_job(exercise, "", "", [], iso, options), iso)
+    job = _submission_job(exercise, "", "", [], iso, options)
+    if exercise.spec.warmup:
+        job = dataclasses.replace(
+            job,
+            warmup_source=(exercise.folder / exercise.spec.warmup).read_text(encoding="utf-8"),
+            warmup_calls=[_zeroed(call) for call in wire_cases(exercise, build_cases(exercise))],
+        )
+    return spawn_child(job, iso)
+
+
+def _zeroed(call: dict) -> dict:
+    """A call with every array argument replaced by zeros of the same dtype and shape."""
+    args = []
+    for arg in call["args"]:
+        if arg["type"] == "array":
+            size = int(np.dtype(arg["dtype"]).itemsize * np.prod(arg["shape"], dtype=np.int64))
+            arg = {**arg, "data": base64.b64encode(bytes(size)).decode("ascii")}
+        args.append(arg)
+    return {**call, "args": args}
 
 
 def grade_file(
@@ -205,7 +231,7 @@ def grade_file(
     if source.problem is not None:
         problem = _with_exercise_hints(exercise, [syntax_diagnosis(source)])[0]
         results = [skipped_case(c, skip_reason(problem)) for c in cases]
-        return _report(
+        return build_report(
             exercise,
             source,
             results,
@@ -214,26 +240,24 @@ def grade_file(
             started=started,
             import_output=None,
         )
-    wire = _wire_cases(exercise, cases)
+    wire = wire_cases(exercise, cases)
     iso = spawned.isolation if spawned else choose_isolation(options.isolation)
     job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
     submission = _BackgroundChild(job, _limits(exercise), iso, spawned)
     try:
-        expected = run_reference(
-            exercise, cases, wire, env=_compile_cache_env(options.cache_dir, TRUSTED_XLA), cache_dir=options.cache_dir
-        )
+        expected = run_reference(exercise, cases, wire, env=trusted_env(options), cache_dir=options.cache_dir)
     except BaseException:
         submission.cancel.set()
         submission.join()
         raise
     run = submission.join()
-    results, diagnoses = _judge(exercise, source, cases, wire, run, expected, options)
+    results, diagnoses = judge_outputs(exercise, source, cases, wire, run, expected, options)
     environment = describe_environment(backend=expected.backend, isolation=iso, reference_cache=expected.cache)
     imported = run.imported
     import_output = (
         captured(imported.stdout, imported.stderr, limit_reached=imported.output_limit) if imported else None
     )
-    return _report(
+    return build_report(
         exercise,
         source,
         results,
@@ -250,7 +274,7 @@ def _with_exercise_hints(exercise: Exercise, diagnoses: list[Diagnosis]) -> list
     return [d.model_copy(update={"hint": feedback[d.code]}) if d.code in feedback else d for d in diagnoses]
 
 
-def _judge(
+def judge_outputs(
     exercise: Exercise,
     source: Source,
     cases: list[Case],
@@ -281,7 +305,7 @@ def _judge(
         decoded_outputs(run),
         expected,
         wire,
-        env=_compile_cache_env(options.cache_dir, TRUSTED_XLA),
+        env=trusted_env(options),
         cache_dir=options.cache_dir,
     )
     explained = {case for d in specific for case in d.cases}
@@ -303,7 +327,7 @@ def _summary(results: list[CaseResult], diagnoses: list[Diagnosis], score: float
     return "failed", f"{passed} of {len(results)} cases passed (score {score:g} of {max_score:g})."
 
 
-def _report(
+def build_report(
     exercise: Exercise,
     source: Source,
     results: list[CaseResult],

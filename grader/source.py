@@ -62,10 +62,11 @@ def read_source(path: Path) -> Source:
     except UnicodeDecodeError as exc:
         problem = SyntaxProblem(f"the file is not UTF-8 text (byte {exc.start})", None, None, None)
         return Source(path, "", digest, problem)
-    return _parse(path, text, digest)
+    return parse_source(path, text, digest)
 
 
-def _parse(path: Path, text: str, digest: str) -> Source:
+def parse_source(path: Path, text: str, digest: str = "") -> Source:
+    """Parses source text that is already in hand (a file read, or a function's own source)."""
     try:
         tree = ast.parse(text, filename=str(path))
     except SyntaxError as exc:

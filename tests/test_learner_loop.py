@@ -170,3 +170,51 @@ def test_watch_in_a_terminal(cache_dir: Path, tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         os.close(leader)
+
+
+def _notebook_correct(seed, x, train):
+    import flax.linen as nn
+    import jax
+
+    class TrainEvalModel(nn.Module):
+        @nn.compact
+        def __call__(self, x, train):
+            return nn.Dropout(0.5, deterministic=not train)(nn.Dense(x.shape[-1])(x))
+
+    model, s = TrainEvalModel(), int(seed)
+    variables = model.init({"params": jax.random.PRNGKey(s), "dropout": jax.random.PRNGKey(s + 1)}, x, train=False)
+    print("called with", seed)
+    return model.apply(variables, x, train=train >= 0.5, rngs={"dropout": jax.random.PRNGKey(s + 1)})
+
+
+def _notebook_inverted(seed, x, train):
+    import flax.linen as nn
+    import jax
+
+    class TrainEvalModel(nn.Module):
+        @nn.compact
+        def __call__(self, x, train):
+            return nn.Dropout(0.5, deterministic=train)(nn.Dense(x.shape[-1])(x))
+
+    model, s = TrainEvalModel(), int(seed)
+    variables = model.init({"params": jax.random.PRNGKey(s), "dropout": jax.random.PRNGKey(s + 1)}, x, train=False)
+    return model.apply(variables, x, train=train >= 0.5, rngs={"dropout": jax.random.PRNGKey(s + 1)})
+
+
+def test_notebook_check_on_a_correct_and_a_wrong_function(cache_dir: Path) -> None:
+    from grader import check
+
+    out = io.StringIO()
+    good = check(
+        "train-eval-dropout",
+        _notebook_correct,
+        console=make_console(color=False, file=out),
+        options=GradeOptions(cache_dir=cache_dir),
+    )
+    assert good.status == "passed" and good.environment.isolation == "in-process"
+    assert good.cases[0].output.stdout.text == "called with 0.0\n"
+    assert "PASSED" in out.getvalue()
+    bad = check("train-eval-dropout", _notebook_inverted, display=False, options=GradeOptions(cache_dir=cache_dir))
+    assert bad.status == "failed"
+    assert bad.diagnoses[0].code == "deterministic-inverted"
+    assert any("deterministic=train" in line.text for line in bad.diagnoses[0].lines)

@@ -38,6 +38,7 @@ REAP_WAIT_S = 5.0
 INFO_WAIT_S = 10.0
 NPROC_HEADROOM = 512  # threads count too, and XLA starts one pool per core
 PR_SET_CHILD_SUBREAPER = 36
+WARMUP_FILE, WARMUP_CALLS = "warmup.py", "warmup.json"  # names the harness looks for
 CHANNEL_BYTES = 256 * 1024 * 1024
 # Environment variables a child inherits: locale and the ones that choose JAX's backend and devices.
 INHERITED_PREFIXES = ("JAX_", "XLA_", "CUDA_", "NVIDIA_", "TPU_", "ROCR_", "HIP_")
@@ -72,6 +73,10 @@ class ChildJob:
     hidden_paths: list[str] = field(default_factory=list)  # off sys.path, and not mounted under bwrap
     env: dict[str, str] = field(default_factory=dict)
     readable: list[str] = field(default_factory=list)  # more folders to mount read-only under bwrap
+    # For a child started ahead: trusted code that compiles what the cases will use, and its calls (arrays
+    # zeroed). It runs before the job, so before any submission code.
+    warmup_source: str | None = None
+    warmup_calls: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -370,6 +375,9 @@ def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChi
     workdir = tempfile.mkdtemp(prefix="grader-run-")
     # The child runs its own copy of the harness, so its argv names no folder of the grader.
     harness = shutil.copy(HARNESS, os.path.join(workdir, "harness.py"))
+    if job.warmup_source:
+        Path(workdir, WARMUP_FILE).write_text(job.warmup_source, encoding="utf-8")
+        Path(workdir, WARMUP_CALLS).write_text(json.dumps(job.warmup_calls), encoding="utf-8")
     if iso.drop_to:
         os.chown(workdir, *iso.drop_to)
         _become_subreaper()
