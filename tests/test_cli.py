@@ -151,7 +151,7 @@ def test_exercises_and_show(cache_dir: Path) -> None:
     assert "deterministic" in shown.stdout and "def model_train_eval_forward(seed, x, train)" in shown.stdout
 
 
-@pytest.mark.parametrize("command", ["grade", "schema", "exercises", "show"])
+@pytest.mark.parametrize("command", ["grade", "schema", "exercises", "show", "start", "hint", "watch"])
 def test_every_command_has_help(cache_dir: Path, command: str) -> None:
     result = run(cache_dir, command, "--help")
     assert result.returncode == 0

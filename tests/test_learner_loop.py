@@ -218,3 +218,20 @@ def test_notebook_check_on_a_correct_and_a_wrong_function(cache_dir: Path) -> No
     assert bad.status == "failed"
     assert bad.diagnoses[0].code == "deterministic-inverted"
     assert any("deterministic=train" in line.text for line in bad.diagnoses[0].lines)
+
+
+def test_children_started_ahead_grade_like_fresh_ones(cache_dir: Path) -> None:
+    """A warmed child (watch) must give the same verdicts and diagnoses as a cold one."""
+    from grader.exercise import get_exercise
+    from grader.grading import spawn_for
+
+    options = GradeOptions(cache_dir=cache_dir)
+    exercise = get_exercise("train-eval-dropout")
+    for name, status, codes in (
+        ("correct.py", "passed", []),
+        ("wrong_inverted_flag.py", "failed", ["deterministic-inverted"]),
+    ):
+        spawned = spawn_for(exercise, options)
+        report = grade_file(ROOT / "submissions" / name, options=options, spawned=spawned)
+        assert spawned.used
+        assert report.status == status and [d.code for d in report.diagnoses] == codes
