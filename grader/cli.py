@@ -6,8 +6,10 @@ Exit codes (a promise to CI users): 0 every case passed; 1 the submission was gr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Iterator
@@ -152,8 +154,17 @@ def exercises(
     with _exit_codes():
         found = discover_exercises()
     if fmt is Format.json:
+        from grader.state import load_state
+
+        last = load_state().last_results
         rows = [
-            {"id": e.id, "title": e.spec.title, "entry_point": e.spec.entry_point.signature} for e in found.values()
+            {
+                "id": e.id,
+                "title": e.spec.title,
+                "entry_point": e.spec.entry_point.signature,
+                "last_result": last[e.id].model_dump() if e.id in last else None,
+            }
+            for e in found.values()
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -197,18 +208,19 @@ def watch(
     from grader.state import record_result
     from grader.watch import watch as watch_file
 
-    try:
-        with _exit_codes():
-            watch_file(
-                path,
-                exercise_id=exercise,
-                options=GradeOptions(),
-                console=make_console(),
-                on_report=lambda report, _changes: record_result(report),
-            )
-    except typer.Exit as stop:
-        if stop.exit_code != 130:  # Ctrl-C is how a watch ends
-            raise
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # a closed terminal or a kill ends the watch as Ctrl-C does: cleaned up
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
+    with _exit_codes(), contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
+        watch_file(
+            path,
+            exercise_id=exercise,
+            options=GradeOptions(),
+            console=make_console(),
+            on_report=lambda report, _changes: record_result(report),
+        )
     typer.echo("Stopped watching.")
 
 

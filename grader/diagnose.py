@@ -233,7 +233,7 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
         ids = [m.id for m in members]
         frames = members[0].error.frames if members[0].error else []
         lines = source_lines(source, [f.line for f in frames if f.line])
-        if type_name == "NotImplementedError" and len(members) == len([r for r in results if r.error]):
+        if type_name == "NotImplementedError" and len(members) == len(results):
             found.append(
                 Diagnosis(
                     code="not-attempted",

@@ -29,6 +29,7 @@ from grader.sandbox.process import HARNESS, ChildRun
 from grader.sandbox.protocol import Hello, Imported, Result, WireCapture
 from grader.schema import Report
 from grader.source import Source, parse_source
+from grader.state import record_result
 
 IN_PROCESS = "in-process (check() runs the function in the notebook's own process)"
 CAPTURE_BYTES = 8192
@@ -83,8 +84,12 @@ def check(
     display: bool = True,
     console: Console | None = None,
     options: GradeOptions | None = None,
+    record: bool = True,
 ) -> Report:
-    """Grades ``function`` on the exercise's cases and shows the report (rich renders in Jupyter)."""
+    """Grades ``function`` on the exercise's cases and shows the report (rich renders in Jupyter).
+
+    ``record``: remember the result as the learner's last for the exercise (``grader exercises`` shows it).
+    """
     options = options or GradeOptions()
     started = time.monotonic()
     exercise = (
@@ -110,4 +115,6 @@ def check(
     )
     if display:
         render_report(report, console or Console())
+    if record:
+        record_result(report)
     return report

@@ -7,9 +7,12 @@ that cannot be written only means nothing is remembered.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +21,7 @@ from grader.schema import Report
 
 DATA_ENV = "GRADER_DATA_DIR"
 STATE_FILE = "state.json"
+LOCK_FILE = "state.lock"
 
 
 class LastResult(BaseModel):
@@ -65,9 +69,33 @@ def save_state(state: LearnerState, folder: Path | None = None) -> None:
         pass  # nothing remembered this time
 
 
+@contextlib.contextmanager
+def _updating(folder: Path | None) -> Iterator[LearnerState]:
+    """Loads, yields and saves the state under a lock, so that two commands at once lose nothing."""
+    folder = folder or data_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / LOCK_FILE, "a")  # noqa: SIM115 - held for the whole update
+    except OSError:
+        lock = None
+    try:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        state = load_state(folder)
+        yield state
+        save_state(state, folder)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
 def record_result(report: Report, folder: Path | None = None) -> None:
     """Remembers a grading as the learner's last result for its exercise."""
-    state = load_state(folder)
+    with _updating(folder) as state:
+        _record(state, report)
+
+
+def _record(state: LearnerState, report: Report) -> None:
     state.last_results[report.exercise.id] = LastResult(
         status=report.status,
         score=report.score,
@@ -75,21 +103,18 @@ def record_result(report: Report, folder: Path | None = None) -> None:
         path=report.submission.path,
         graded_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-    save_state(state, folder)
 
 
 def next_hint(exercise_id: str, hints: list[str], folder: Path | None = None) -> tuple[int, str] | None:
     """The next hint not yet seen (1-based number and text), remembered as seen; None when all are."""
-    state = load_state(folder)
-    seen = state.hints_seen.get(exercise_id, 0)
-    if seen >= len(hints):
-        return None
-    state.hints_seen[exercise_id] = seen + 1
-    save_state(state, folder)
+    with _updating(folder) as state:
+        seen = state.hints_seen.get(exercise_id, 0)
+        if seen >= len(hints):
+            return None
+        state.hints_seen[exercise_id] = seen + 1
     return seen + 1, hints[seen]
 
 
 def reset_hints(exercise_id: str, folder: Path | None = None) -> None:
-    state = load_state(folder)
-    state.hints_seen.pop(exercise_id, None)
-    save_state(state, folder)
+    with _updating(folder) as state:
+        state.hints_seen.pop(exercise_id, None)

@@ -78,6 +78,7 @@ class _Saves:
                 watch_filter=is_target,
                 debounce=200,
                 step=50,
+                recursive=False,  # the file's own folder, not the tree below it
                 stop_event=self._stop,
                 yield_on_timeout=True,
                 rust_timeout=200,
@@ -119,9 +120,13 @@ def watch(
 
     def grade_once() -> Report:
         nonlocal spawned, previous, runs
-        report = grade_file(path, exercise_id=exercise.id, options=options, spawned=spawned)
-        if spawned is not None and spawned.used:
-            spawned = None
+        try:
+            report = grade_file(path, exercise_id=exercise.id, options=options, spawned=spawned)
+        finally:
+            if spawned is not None and spawned.used:  # used up, even when the grading failed
+                spawned = None
+            if spawned is None:
+                spawned = spawn_for(exercise, options)  # warm for the next save
         changes = compare_runs(previous, report)
         console.clear()
         render_report(report, console)
@@ -130,8 +135,6 @@ def watch(
         if on_report is not None:
             on_report(report, changes)
         previous, runs = report, runs + 1
-        if spawned is None:
-            spawned = spawn_for(exercise, options)  # warm for the next save
         return report
 
     saves = _Saves(path)

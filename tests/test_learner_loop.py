@@ -65,7 +65,40 @@ def test_hint_command_remembers_between_runs(cache_dir: Path, tmp_path: Path) ->
     outputs = [run_cli(cache_dir, tmp_path, data, "hint", "train-eval-dropout").stdout for _ in range(5)]
     assert [o.splitlines()[0] for o in outputs[:4]] == [f"Hint {i} of 4" for i in range(1, 5)]
     assert "seen all 4 hints" in outputs[4]
-    assert not (ROOT / "state.json").exists() and (data / "state.json").exists()
+    assert (data / "state.json").exists()
+    assert not list(tmp_path.glob("*.json")) and not (ROOT / "state.json").exists()  # nothing where it ran
+
+
+def test_default_data_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from grader.state import data_dir
+
+    monkeypatch.delenv("GRADER_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert data_dir() == tmp_path / "grader"
+
+
+def test_concurrent_updates_lose_nothing(tmp_path: Path) -> None:
+    hints = [str(i) for i in range(200)]
+
+    def take(n: int) -> None:
+        for _ in range(n):
+            next_hint("ex", hints, tmp_path)
+
+    threads = [threading.Thread(target=take, args=(25,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert load_state(tmp_path).hints_seen == {"ex": 100}
+
+
+def test_a_partial_solution_is_not_called_not_attempted(grade_toy, tmp_path: Path) -> None:
+    source = CORRECT.replace(
+        "def scale(factor, x):\n", "def scale(factor, x):\n    if factor > 2.5:\n        raise NotImplementedError\n"
+    )
+    report = grade_toy(source, tmp_path)
+    assert [c.status for c in report.cases] == ["passed", "error", "passed"]  # factors 2, 3 and -1
+    assert "not-attempted" not in [d.code for d in report.diagnoses]
 
 
 def test_a_corrupt_state_file_starts_afresh(tmp_path: Path) -> None:
@@ -235,3 +268,22 @@ def test_children_started_ahead_grade_like_fresh_ones(cache_dir: Path) -> None:
         report = grade_file(ROOT / "submissions" / name, options=options, spawned=spawned)
         assert spawned.used
         assert report.status == status and [d.code for d in report.diagnoses] == codes
+
+
+def test_the_warm_up_runs_in_children_started_ahead(cache_dir: Path) -> None:
+    from grader.exercise import get_exercise
+    from grader.grading import _limits, _submission_job, spawn_for, wire_cases
+    from grader.sandbox.process import run_child
+
+    options = GradeOptions(cache_dir=cache_dir)
+    exercise = get_exercise("train-eval-dropout")
+    spawned = spawn_for(exercise, options)
+    source = (ROOT / "submissions" / "correct.py").read_text()
+    from grader.cases import build_cases
+
+    job = _submission_job(
+        exercise, source, "correct.py", wire_cases(exercise, build_cases(exercise)), spawned.isolation, options
+    )
+    run = run_child(job, _limits(exercise), spawned=spawned)
+    assert run.hello is not None and run.hello.warmed is True
+    assert run.ending == "completed" and len(run.results) == 20

@@ -346,27 +346,30 @@ def _run_case(case: dict, module: types.ModuleType, entry, capture: _Capture, ma
     return message
 
 
-def _warm_up() -> None:
-    """Runs the exercise's warm-up when the grader left one (a child started ahead of its job).
+def _warm_up() -> bool | None:
+    """Runs the exercise's warm-up when the grader left one next to the harness (a child started ahead).
 
-    Its files are deleted first and nothing it computed is kept: the job, and the submission, come after.
+    Returns None without a warm-up, else whether it ran through. Nothing it computed is kept: the job,
+    and the submission, come after.
     """
-    if not os.path.exists("warmup.py"):
-        return
-    with open("warmup.py", encoding="utf-8") as code, open("warmup.json", encoding="utf-8") as calls:
-        source, wire_calls = code.read(), json.load(calls)
-    os.remove("warmup.py")
-    os.remove("warmup.json")
+    folder = os.path.dirname(os.path.abspath(__file__))
+    code_path, calls_path = os.path.join(folder, "warmup.py"), os.path.join(folder, "warmup.json")
+    if not os.path.exists(code_path):
+        return None
     namespace: dict = {"__name__": "grader_warmup"}
     try:
-        exec(compile(source, "warmup.py", "exec"), namespace)  # the exercise's own, trusted code
+        with open(code_path, encoding="utf-8") as code, open(calls_path, encoding="utf-8") as calls:
+            source, wire_calls = code.read(), json.load(calls)
+        exec(compile(source, code_path, "exec"), namespace)  # the exercise's own, trusted code
         namespace["warm_up"]([[_decode_arg(arg) for arg in call["args"]] for call in wire_calls])
-    except Exception:  # noqa: BLE001 - a failed warm-up only costs time
-        pass
+        ran = True
+    except Exception:  # noqa: BLE001 - a failed warm-up only costs time; the hello says so
+        ran = False
     namespace.clear()
     import gc
 
     gc.collect()
+    return ran
 
 
 def _watchdog(timeout: float | None) -> float | None:
@@ -380,7 +383,7 @@ def main(argv: list[str]) -> None:
     preload = [name for name in (argv[3] if len(argv) > 3 else "").split(",") if name]
     try:
         hello = {"type": "hello", "python": sys.version.split()[0], **_preload(preload)}
-        _warm_up()
+        hello["warmed"] = _warm_up()
     except BaseException as exc:  # noqa: BLE001 - reported as a fault of the environment
         hello = {
             "type": "hello",

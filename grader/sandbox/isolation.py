@@ -113,9 +113,10 @@ def _ancestors(path: Path) -> list[Path]:
 
 
 def bwrap_command(
-    iso: Isolation, argv: list[str], *, workdir: str, readable: list[Path], hidden: list[Path], info_fd: int
+    iso: Isolation, argv: list[str], *, run_dir: str, readable: list[Path], hidden: list[Path], info_fd: int
 ) -> list[str]:
-    """The bubblewrap command line that runs ``argv`` with only ``readable`` (read-only) and ``workdir`` mounted.
+    """The bubblewrap command line that runs ``argv`` with only ``readable`` (read-only) and ``run_dir`` mounted:
+    its ``harness`` folder read-only, its ``work`` folder writable and the working directory.
 
     ``hidden`` are folders inside ``readable`` ones that must not be seen (covered with an empty tmpfs).
     """
@@ -137,7 +138,8 @@ def bwrap_command(
     for device in GPU_DEVICES:
         cmd += ["--dev-bind-try", device, device]
     made: set[Path] = {Path("/tmp")}
-    for target in [*readable, Path(workdir)]:
+    workdir, harness_dir = os.path.join(run_dir, "work"), os.path.join(run_dir, "harness")
+    for target in [*readable, Path(harness_dir), Path(workdir)]:  # run_dir itself made searchable too
         for parent in _ancestors(target):
             if parent not in made and not any(parent.is_relative_to(d) for d in SYSTEM_DIRS):
                 cmd += ["--perms", "0755", "--dir", str(parent)]
@@ -146,7 +148,7 @@ def bwrap_command(
         cmd += ["--ro-bind", str(path), str(path)]
     for path in hidden:
         cmd += ["--tmpfs", str(path)]
-    cmd += ["--bind", workdir, workdir, "--chdir", workdir, "--", *argv]
+    cmd += ["--ro-bind", harness_dir, harness_dir, "--bind", workdir, workdir, "--chdir", workdir, "--", *argv]
     return cmd
 
 

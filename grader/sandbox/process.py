@@ -320,7 +320,7 @@ def _write_job(fd: int, payload: bytes) -> None:
 
 
 def _child_command(
-    iso: Isolation, job: ChildJob, harness: str, workdir: str, fds: tuple[int, int], info_fd: int
+    iso: Isolation, job: ChildJob, harness: str, run_dir: str, fds: tuple[int, int], info_fd: int
 ) -> list[str]:
     argv = [sys.executable, "-I", harness, str(fds[0]), str(fds[1]), ",".join(job.preload)]
     if iso.level == "process":
@@ -331,7 +331,7 @@ def _child_command(
         for p in job.hidden_paths
         if os.path.isdir(p) and any(Path(p).resolve().is_relative_to(r) for r in readable)
     ]
-    return bwrap_command(iso, argv, workdir=workdir, readable=readable, hidden=hidden, info_fd=info_fd)
+    return bwrap_command(iso, argv, run_dir=run_dir, readable=readable, hidden=hidden, info_fd=info_fd)
 
 
 def _process_limit(uid: int) -> int:
@@ -353,7 +353,7 @@ class SpawnedChild:
 
     proc: subprocess.Popen[bytes]
     isolation: Isolation
-    workdir: str
+    run_dir: str  # holds harness/ (the grader's) and work/ (the child's working directory)
     job_write: int
     channel_read: int
     sandbox_init: int | None
@@ -366,27 +366,34 @@ class SpawnedChild:
         for fd in (self.job_write, self.channel_read):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        _remove_tree(self.workdir)
+        _remove_tree(self.run_dir)
 
 
 def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChild:
     """Starts a child for jobs like ``job`` (same preloads, environment and mounts), before the job exists."""
     iso = isolation or choose_isolation()
-    workdir = tempfile.mkdtemp(prefix="grader-run-")
+    # <run>/harness: the harness and warm-up, written by the grader and never writable by the child (they
+    # run before it drops privileges); <run>/work: the child's working directory, its own.
+    run_dir = tempfile.mkdtemp(prefix="grader-run-")
+    os.chmod(run_dir, 0o755)
+    bin_dir, workdir = os.path.join(run_dir, "harness"), os.path.join(run_dir, "work")
+    os.mkdir(bin_dir, 0o755)
+    os.mkdir(workdir, 0o700)
     # The child runs its own copy of the harness, so its argv names no folder of the grader.
-    harness = shutil.copy(HARNESS, os.path.join(workdir, "harness.py"))
+    harness = shutil.copy(HARNESS, os.path.join(bin_dir, "harness.py"))
     if job.warmup_source:
-        Path(workdir, WARMUP_FILE).write_text(job.warmup_source, encoding="utf-8")
-        Path(workdir, WARMUP_CALLS).write_text(json.dumps(job.warmup_calls), encoding="utf-8")
+        Path(bin_dir, WARMUP_FILE).write_text(job.warmup_source, encoding="utf-8")
+        Path(bin_dir, WARMUP_CALLS).write_text(json.dumps(job.warmup_calls), encoding="utf-8")
     if iso.drop_to:
         os.chown(workdir, *iso.drop_to)
-        _become_subreaper()
+        if iso.level == "process":  # under bwrap the PID namespace takes care of daemons
+            _become_subreaper()
     job_read, job_write = os.pipe()
     channel_read, channel_write = os.pipe()
     info_read, info_write = os.pipe()
     try:
         proc = subprocess.Popen(
-            _child_command(iso, job, harness, workdir, (job_read, channel_write), info_write),
+            _child_command(iso, job, harness, run_dir, (job_read, channel_write), info_write),
             cwd=workdir,
             env=child_environment(workdir, job.env),
             stdin=subprocess.DEVNULL,
@@ -396,7 +403,7 @@ def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChi
             start_new_session=True,
         )
     except OSError as exc:
-        _remove_tree(workdir)
+        _remove_tree(run_dir)
         for fd in (job_read, job_write, channel_read, channel_write, info_read, info_write):
             os.close(fd)
         raise SandboxError(f"cannot start the child process: {exc}") from exc
@@ -404,7 +411,7 @@ def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChi
         os.close(fd)
     sandbox_init = _read_sandbox_init(info_read) if iso.level == "bwrap" else None
     os.close(info_read)
-    return SpawnedChild(proc, iso, workdir, job_write, channel_read, sandbox_init)
+    return SpawnedChild(proc, iso, run_dir, job_write, channel_read, sandbox_init)
 
 
 def _job_payload(job: ChildJob, limits: ChildLimits, iso: Isolation) -> bytes:
@@ -462,7 +469,7 @@ def run_child(
             _kill_adopted(iso.drop_to[0])
         os.close(child.channel_read)
         writer.join(timeout=1.0)
-        _remove_tree(child.workdir)
+        _remove_tree(child.run_dir)
 
 
 def _read_sandbox_init(fd: int) -> int | None:

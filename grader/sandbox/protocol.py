@@ -107,6 +107,7 @@ class Hello(_Message):
     modules: dict[str, Text] = Field(default_factory=dict)
     backend: Text | None = None
     preload_error: WireError | None = None
+    warmed: bool | None = None  # whether a warm-up ran through (None: there was none)
 
 
 class Imported(_Message):
