@@ -18,9 +18,11 @@ TOY_EXERCISES = FIXTURES / "exercises"
 
 
 @pytest.fixture(autouse=True)
-def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def _plain_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "GRADER_EXERCISES"):
         monkeypatch.delenv(name, raising=False)
+    # The learner's state (hints, last results) goes to a temporary folder, never the tester's home.
+    monkeypatch.setenv("GRADER_DATA_DIR", str(tmp_path_factory.mktemp("grader-data")))
 
 
 @pytest.fixture(scope="session")
@@ -74,5 +76,6 @@ def scratch_copy(tmp_path: Path):
 def cli_env(cache_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS")}
     env["GRADER_CACHE_DIR"] = str(cache_dir)
+    env.setdefault("GRADER_DATA_DIR", str(cache_dir.parent / "grader-data-cli"))
     env.update(extra)
     return env
