@@ -39,6 +39,9 @@ app = typer.Typer(
 class Format(StrEnum):
     rich = "rich"
     json = "json"
+    gradescope = "gradescope"
+    junit = "junit"
+    github = "github"
 
 
 class Isolation(StrEnum):
@@ -93,7 +96,15 @@ def grade(
     exercise: Annotated[
         str | None, typer.Option("--exercise", "-e", help="Exercise id; by default found from the entry point.")
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="rich: for people; json: the report.")] = Format.rich,
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="rich: for people; json: the report; gradescope: results.json; junit: JUnit XML; "
+            "github: workflow annotations (and a summary in $GITHUB_STEP_SUMMARY).",
+        ),
+    ] = Format.rich,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write any cache.")] = False,
     isolation: Annotated[
@@ -114,13 +125,33 @@ def grade(
         from grader.state import record_result
 
         record_result(report)
-        if fmt is Format.json:
-            from grader.render.json import render_json
-
-            _write(render_json(report), output)
-        else:
+        if fmt is Format.rich:
             _print_rich(report, output, color)
+        else:
+            _write(_render_for_machines(report, fmt), output)
     raise typer.Exit(EXIT_PASSED if report.passed else EXIT_NOT_PASSED)
+
+
+def _render_for_machines(report: Report, fmt: Format) -> str:
+    if fmt is Format.gradescope:
+        from grader.render.gradescope import render_gradescope
+
+        return render_gradescope(report)
+    if fmt is Format.junit:
+        from grader.render.junit import render_junit
+
+        return render_junit(report)
+    if fmt is Format.github:
+        from grader.render.github import render_annotations, render_summary
+
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with contextlib.suppress(OSError), open(summary, "a", encoding="utf-8") as out:
+                out.write(render_summary(report))
+        return render_annotations(report, root=Path(os.environ.get("GITHUB_WORKSPACE") or os.getcwd()))
+    from grader.render.json import render_json
+
+    return render_json(report)
 
 
 def _print_rich(report: Report, output: Path | None, color: bool | None) -> None:
