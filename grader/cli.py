@@ -36,6 +36,12 @@ app = typer.Typer(
 )
 
 
+ExerciseId = Annotated[str, typer.Argument(metavar="ID", help="Exercise id, see `grader exercises`.")]
+ExerciseOption = Annotated[
+    str | None, typer.Option("--exercise", "-e", help="Exercise id; by default found from the entry point.")
+]
+
+
 class Format(StrEnum):
     rich = "rich"
     json = "json"
@@ -93,9 +99,7 @@ def _write(text: str, output: Path | None) -> None:
 @app.command()
 def grade(
     path: Annotated[Path, typer.Argument(help="The submission: a Python file.", show_default=False)],
-    exercise: Annotated[
-        str | None, typer.Option("--exercise", "-e", help="Exercise id; by default found from the entry point.")
-    ] = None,
+    exercise: ExerciseOption = None,
     fmt: Annotated[
         Format,
         typer.Option(
@@ -215,7 +219,7 @@ def exercises(
 
 @app.command()
 def show(
-    exercise_id: Annotated[str, typer.Argument(metavar="ID", help="Exercise id, see `grader exercises`.")],
+    exercise_id: ExerciseId,
 ) -> None:
     """Show an exercise: the prompt, the function to write, and how it is graded."""
     from grader.exercise import get_exercise
@@ -229,9 +233,7 @@ def show(
 @app.command()
 def watch(
     path: Annotated[Path, typer.Argument(help="The submission to grade on every save.", show_default=False)],
-    exercise: Annotated[
-        str | None, typer.Option("--exercise", "-e", help="Exercise id; by default found from the entry point.")
-    ] = None,
+    exercise: ExerciseOption = None,
 ) -> None:
     """Grade a file, then grade it again each time it is saved, showing what changed."""
     from grader.grading import GradeOptions
@@ -257,7 +259,7 @@ def watch(
 
 @app.command()
 def start(
-    exercise_id: Annotated[str, typer.Argument(metavar="ID", help="Exercise id, see `grader exercises`.")],
+    exercise_id: ExerciseId,
     path: Annotated[
         Path | None, typer.Argument(help="Where to write the starter (default: submissions/<id>.py).")
     ] = None,
@@ -277,7 +279,7 @@ def start(
 
 @app.command()
 def hint(
-    exercise_id: Annotated[str, typer.Argument(metavar="ID", help="Exercise id, see `grader exercises`.")],
+    exercise_id: ExerciseId,
     reset: Annotated[bool, typer.Option("--reset", help="Start the hints again from the first.")] = False,
 ) -> None:
     """Show the next hint for an exercise, one at a time (the grader remembers how many you have seen)."""

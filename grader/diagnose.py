@@ -12,7 +12,7 @@ import re
 import signal
 from collections import defaultdict
 
-from grader.judge import error_info, sanitize
+from grader.judge import error_info
 from grader.sandbox.process import ChildRun
 from grader.sandbox.protocol import WireError
 from grader.schema import CaseResult, Diagnosis, SourceLine
@@ -36,7 +36,7 @@ def source_lines(source: Source, numbers: list[int]) -> list[SourceLine]:
     for n in numbers:
         if n not in seen and source.line(n):
             seen.append(n)
-    return [SourceLine(line=n, text=sanitize(source.line(n))) for n in seen[:5]]
+    return [SourceLine(line=n, text=source.line(n)) for n in seen[:5]]
 
 
 def syntax_diagnosis(source: Source) -> Diagnosis:
@@ -91,7 +91,7 @@ def ending_reason(run: ChildRun) -> str:
         return f"stopped {place}: {run.detail}"
     if run.ending == "harness-error":
         last = run.stray_stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-        return f"the process broke down {place}: the submission interfered with the harness ({sanitize(last[0])})"
+        return f"the process broke down {place}: the submission interfered with the harness ({last[0]})"
     if run.ending == "protocol-error":
         return f"stopped {place}: {run.detail}"
     return f"stopped {place}: {run.detail}"
@@ -101,7 +101,7 @@ def _stray_evidence(run: ChildRun) -> str | None:
     text = run.stray_stderr.decode("utf-8", "replace").strip()
     if run.ending == "timeout":
         return f"the phase was stopped at its deadline ({run.detail})"
-    return f"last output on stderr:\n{sanitize(text[-800:])}" if text else None
+    return f"last output on stderr:\n{text[-800:]}" if text else None
 
 
 def run_diagnosis(run: ChildRun, source: Source, entry_point: str) -> Diagnosis | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import re
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ from grader.diagnose import case_diagnoses, ending_reason, run_diagnosis, skip_r
 from grader.environment import describe_environment
 from grader.errors import GraderError, SandboxError, UsageError
 from grader.exercise import Exercise, discover_exercises
-from grader.judge import captured, decoded_outputs, judge_run, sanitize, skipped_case
+from grader.judge import captured, decoded_outputs, judge_run, skipped_case
 from grader.mistakes import explain, with_exception_hints
 from grader.reference import Expected, run_reference
 from grader.sandbox.isolation import Isolation, choose_isolation
@@ -358,6 +359,14 @@ def build_report(
             **extra,
         )
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def sanitize(text: str) -> str:
+    """Escapes control characters (terminal escape sequences included) so text is shown, not obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _escaped(report: Report) -> Report:

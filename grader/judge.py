@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from grader.cases import Case
@@ -12,19 +10,13 @@ from grader.sandbox.process import ChildRun
 from grader.sandbox.protocol import ArrayValue, ObjectValue, Result, WireCapture, WireError
 from grader.schema import CapturedOutput, CapturedText, CaseResult, Comparison, ErrorInfo, Frame
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAX_ELEMENTS = 10_000_000
-
-
-def sanitize(text: str) -> str:
-    """Escapes control characters (terminal escape sequences included) so output is shown, not obeyed."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def captured(stdout: WireCapture, stderr: WireCapture, *, limit_reached: bool = False) -> CapturedOutput:
     return CapturedOutput(
-        stdout=CapturedText(text=sanitize(stdout.text), size=stdout.size, truncated=stdout.truncated),
-        stderr=CapturedText(text=sanitize(stderr.text), size=stderr.size, truncated=stderr.truncated),
+        stdout=CapturedText(text=stdout.text, size=stdout.size, truncated=stdout.truncated),
+        stderr=CapturedText(text=stderr.text, size=stderr.size, truncated=stderr.truncated),
         limit_reached=limit_reached,
     )
 
@@ -32,14 +24,14 @@ def captured(stdout: WireCapture, stderr: WireCapture, *, limit_reached: bool = 
 def error_info(error: WireError, learner_file: str) -> ErrorInfo:
     """The exception with only the learner's own frames; the library it surfaced from is named apart."""
     frames = [
-        Frame(file=f.file, line=f.line, function=sanitize(f.function), code=sanitize(f.code))
+        Frame(file=f.file, line=f.line, function=f.function, code=f.code)
         for f in error.frames
         if f.file == learner_file
     ]
     raised_in = None
     if error.frames and error.frames[-1].file != learner_file:
         raised_in = _short_library_path(error.frames[-1].file)
-    return ErrorInfo(type=sanitize(error.type), message=sanitize(error.message), frames=frames, raised_in=raised_in)
+    return ErrorInfo(type=error.type, message=error.message, frames=frames, raised_in=raised_in)
 
 
 def _short_library_path(path: str) -> str:
@@ -88,7 +80,7 @@ def judge_result(
             )
     elif isinstance(value, ObjectValue):
         comparison = _unusable(
-            expected, rtol, atol, value.type, describe_wrong_type(value.summary or value.type, sanitize(value.repr))
+            expected, rtol, atol, value.type, describe_wrong_type(value.summary or value.type, value.repr)
         )
     else:
         assert value is not None
