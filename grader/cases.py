@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.exercise import ArrayFill, Exercise, InputValue, Parameter
+from grader.errors import UsageError
+from grader.exercise import MAX_SEED, ArrayFill, CaseSpec, Exercise, ExerciseSpec, InputValue, Parameter
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Case:
     hidden: bool
     group: str = ""  # the id of the spec's case this one was expanded from
     labels: tuple[tuple[str, str], ...] = ()  # (expanded parameter, label), e.g. (("train", "eval"),)
+    fresh: bool = False  # made by one of the exercise's generators, for the grading's seed
 
     def inputs_brief(self) -> dict[str, str]:
         return {p.name: describe_value(v) for p, v in zip(self.params, self.args, strict=True)}
@@ -53,34 +55,60 @@ def make_value(raw: InputValue, param: Parameter) -> object:
     return {"float": float, "int": int, "bool": bool}[param.type](raw)
 
 
-def build_cases(exercise: Exercise) -> list[Case]:
-    """Every case of the exercise, expanded over the spec's ``expand`` parameters, in spec order."""
+def build_cases(exercise: Exercise, seed: int | None = None) -> list[Case]:
+    """Every case of the exercise in spec order, then, for a seed, the fresh cases its generators make
+    (the same seed, the same cases); each expanded over the spec's ``expand`` parameters."""
     spec = exercise.spec
     params = tuple(spec.entry_point.parameters)
-    cases: list[Case] = []
-    for case_spec in spec.cases:
-        variants: list[tuple[tuple[tuple[str, str], ...], dict[str, InputValue]]] = [((), dict(case_spec.inputs))]
-        for name, expansion in spec.expand.items():
-            variants = [
-                ((*labels, (name, label)), {**inputs, name: value})
-                for labels, inputs in variants
-                for value, label in zip(expansion.values, expansion.labels, strict=True)
-            ]
-        for labels, inputs in variants:
-            args = tuple(make_value(inputs[p.name], p) for p in params)
-            cases.append(
-                Case(
-                    id="/".join([case_spec.id, *(label for _, label in labels)]),
-                    group=case_spec.id,
-                    labels=labels,
-                    title=case_spec.title,
-                    args=args,
-                    params=params,
-                    weight=case_spec.weight,
-                    hidden=case_spec.hidden,
-                )
-            )
-    return cases
+    fixed = [case for case_spec in spec.cases for case in _expanded(case_spec, spec, params)]
+    if seed is None:
+        return fixed
+    fresh = fresh_cases(exercise, seed)
+    return fixed + [case for case_spec in fresh for case in _expanded(case_spec, spec, params, fresh=True)]
+
+
+def fresh_cases(exercise: Exercise, seed: int) -> list[CaseSpec]:
+    """The cases the exercise's generators make for ``seed``, before expansion: ``<generator>-1``, ..."""
+    seed = checked_seed(seed)
+    params = list(exercise.spec.entry_point.parameters)
+    return [
+        generator.make_case(seed, position, index, params)
+        for position, generator in enumerate(exercise.spec.generators)
+        for index in range(generator.count)
+    ]
+
+
+def checked_seed(seed: object) -> int:
+    """The seed as an int, or a ``UsageError`` saying what a seed may be."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"a seed is a whole number from 0 to {MAX_SEED}, not {seed!r}")
+    return int(seed)
+
+
+def _expanded(
+    case_spec: CaseSpec, spec: ExerciseSpec, params: tuple[Parameter, ...], *, fresh: bool = False
+) -> list[Case]:
+    variants: list[tuple[tuple[tuple[str, str], ...], dict[str, InputValue]]] = [((), dict(case_spec.inputs))]
+    for name, expansion in spec.expand.items():
+        variants = [
+            ((*labels, (name, label)), {**inputs, name: value})
+            for labels, inputs in variants
+            for value, label in zip(expansion.values, expansion.labels, strict=True)
+        ]
+    return [
+        Case(
+            id="/".join([case_spec.id, *(label for _, label in labels)]),
+            group=case_spec.id,
+            labels=labels,
+            title=case_spec.title,
+            args=tuple(make_value(inputs[p.name], p) for p in params),
+            params=params,
+            weight=case_spec.weight,
+            hidden=case_spec.hidden,
+            fresh=fresh,
+        )
+        for labels, inputs in variants
+    ]
 
 
 def describe_value(value: object) -> str:

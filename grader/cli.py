@@ -23,7 +23,7 @@ import typer
 from grader.errors import GraderError, UsageError
 
 if TYPE_CHECKING:
-    from grader.schema import Report
+    from grader.schema import BatchReport, Report
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_FAULT = 0, 1, 2, 3
 
@@ -39,6 +39,17 @@ app = typer.Typer(
 ExerciseId = Annotated[str, typer.Argument(metavar="ID", help="Exercise id, see `grader exercises`.")]
 ExerciseOption = Annotated[
     str | None, typer.Option("--exercise", "-e", help="Exercise id; by default found from the entry point.")
+]
+SeedOption = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        min=0,
+        max=2**63 - 1,
+        help="Also grade fresh cases that the exercise's generators make from this seed, so that outputs "
+        "hard-coded for the fixed cases fail. The same seed always gives the same cases: grade again with it "
+        "to reproduce a result (from CI, say).",
+    ),
 ]
 
 
@@ -98,7 +109,15 @@ def _write(text: str, output: Path | None) -> None:
 
 @app.command()
 def grade(
-    path: Annotated[Path, typer.Argument(help="The submission: a Python file.", show_default=False)],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PATH...",
+            help="Submission files, folders (searched for *.py) or glob patterns. One file gets its full "
+            "report; several (or a folder, a pattern, --gradebook, --output-dir) are graded as a batch.",
+            show_default=False,
+        ),
+    ],
     exercise: ExerciseOption = None,
     fmt: Annotated[
         Format,
@@ -115,28 +134,160 @@ def grade(
         Isolation,
         typer.Option("--isolation", help="auto: bwrap where it works, else process (or $GRADER_ISOLATION)."),
     ] = None,  # type: ignore[assignment]
+    seed: SeedOption = None,
     color: Annotated[
         bool | None, typer.Option("--color/--no-color", help="Force color on or off (default: on a terminal).")
     ] = None,
+    gradebook: Annotated[
+        Path | None, typer.Option("--gradebook", help="Batch: write a CSV gradebook, one row per submission.")
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            help="Batch: write each submission's report here, in --format (rich: plain text), named after "
+            "its path below the folder the submissions share.",
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, max=32, help="Batch: submissions graded at once (default: one per core)."),
+    ] = None,
 ) -> None:
-    """Grade one submission file and report the verdict."""
+    """Grade submission files and report the verdicts (exit 0 only when every one passed)."""
     from grader.grading import GradeOptions, grade_file
 
     with _exit_codes():
         chosen = isolation.value if isolation else None
-        options = GradeOptions(cache_dir=None, isolation=chosen) if no_cache else GradeOptions(isolation=chosen)
-        report = grade_file(path, exercise_id=exercise, options=options)
-        from grader.state import record_result
-
-        record_result(report)
-        if fmt is Format.rich:
-            _print_rich(report, output, color)
+        cache = {"cache_dir": None} if no_cache else {}
+        options = GradeOptions(isolation=chosen, seed=seed, **cache)
+        if _is_batch(paths, gradebook, output_dir):
+            code = _grade_batch(paths, exercise, options, fmt, output, color, gradebook, output_dir, jobs)
         else:
-            _write(_render_for_machines(report, fmt), output)
-    raise typer.Exit(EXIT_PASSED if report.passed else EXIT_NOT_PASSED)
+            report = grade_file(Path(paths[0]), exercise_id=exercise, options=options)
+            from grader.state import record_result
+
+            record_result(report)
+            if fmt is Format.rich:
+                _print_rich(report, output, color)
+            else:
+                _write(_render_for_machines(report, fmt), output)
+            code = EXIT_PASSED if report.passed else EXIT_NOT_PASSED
+    raise typer.Exit(code)
 
 
-def _render_for_machines(report: Report, fmt: Format) -> str:
+def _is_batch(paths: list[str], gradebook: Path | None, output_dir: Path | None) -> bool:
+    if len(paths) != 1 or gradebook is not None or output_dir is not None:
+        return True
+    path = Path(paths[0])
+    return path.is_dir() or (not path.exists() and any(c in paths[0] for c in "*?["))
+
+
+_EXTENSIONS = {
+    Format.rich: ".txt",
+    Format.json: ".json",
+    Format.gradescope: ".json",
+    Format.junit: ".xml",
+    Format.github: ".txt",
+}
+
+
+def _grade_batch(
+    patterns: list[str],
+    exercise: str | None,
+    options: object,
+    fmt: Format,
+    output: Path | None,
+    color: bool | None,
+    gradebook: Path | None,
+    output_dir: Path | None,
+    jobs: int | None,
+) -> int:
+    """Grades a batch and writes what was asked; returns the exit code (130 when interrupted)."""
+    from grader.batch import BatchEvents, BatchInterrupted, collect_submissions, grade_batch, report_names
+    from grader.render.batch import BatchProgress
+    from grader.render.terminal import make_console
+
+    if fmt is Format.gradescope and output_dir is None:
+        raise UsageError("Gradescope's results.json holds one submission: give --output-dir for a batch")
+    files = collect_submissions(patterns)
+    names = report_names(files)
+
+    def save(path: Path, report: Report) -> str:
+        assert output_dir is not None
+        target = output_dir / f"{names[path]}{_EXTENSIONS[fmt]}"
+        text = _rich_text(report, False) if fmt is Format.rich else _render_for_machines(report, fmt, summary=False)
+        _write(text, target)
+        return str(target)
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # a CI job cancelled ends the batch as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, _stop)
+    progress = BatchProgress(make_console(color=color, file=sys.stderr), len(files), live=sys.stderr.isatty())
+    events = BatchEvents(finished=progress.finished, save=save if output_dir is not None else None)
+    interrupted = False
+    with progress:
+        try:
+            batch = grade_batch(files, exercise_id=exercise, options=options, jobs=jobs, events=events)  # type: ignore[arg-type]
+        except BatchInterrupted as stop:
+            batch, interrupted = stop.report, True
+    _write_batch(batch, fmt, output, color, gradebook)
+    if interrupted:
+        typer.echo(f"grader: interrupted: {len(batch.submissions)} of {batch.total} graded and kept", err=True)
+        return 130
+    return _batch_exit_code(batch)
+
+
+def _batch_exit_code(batch: BatchReport) -> int:
+    """0 all passed; 3 the grader failed on one; 2 one could not be graded as given; else 1."""
+    if batch.counts.get("fault"):
+        return EXIT_FAULT
+    if batch.counts.get("skipped"):
+        return EXIT_USAGE
+    return EXIT_PASSED if batch.all_passed else EXIT_NOT_PASSED
+
+
+def _write_batch(
+    batch: BatchReport, fmt: Format, output: Path | None, color: bool | None, gradebook: Path | None
+) -> None:
+    from grader.render.batch import render_batch_summary, render_gradebook, summary_table
+
+    if gradebook is not None:
+        _write(render_gradebook(batch), gradebook)
+    if fmt is Format.json:
+        _write(batch.model_dump_json(indent=2) + "\n", output)
+    elif fmt is Format.junit:
+        from grader.render.junit import render_junit_batch
+
+        _write(render_junit_batch(batch), output)
+    elif fmt is Format.github:
+        from grader.render.github import render_annotations
+
+        _append_step_summary(render_batch_summary(batch))
+        root = Path(os.environ.get("GITHUB_WORKSPACE") or os.getcwd())
+        _write("".join(render_annotations(e.report, root=root) for e in batch.submissions if e.report), output)
+    else:  # rich, and gradescope (its files are in --output-dir): the summary table for people
+        from grader.render.terminal import make_console
+
+        if output is None:
+            make_console(color=color).print(summary_table(batch))
+            return
+        import io
+
+        buffer = io.StringIO()
+        make_console(color=bool(color), file=buffer, width=120).print(summary_table(batch))
+        _write(buffer.getvalue(), output)
+
+
+def _append_step_summary(markdown: str) -> None:
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with contextlib.suppress(OSError), open(summary, "a", encoding="utf-8") as out:
+            out.write(markdown)
+
+
+def _render_for_machines(report: Report, fmt: Format, *, summary: bool = True) -> str:
     if fmt is Format.gradescope:
         from grader.render.gradescope import render_gradescope
 
@@ -148,14 +299,22 @@ def _render_for_machines(report: Report, fmt: Format) -> str:
     if fmt is Format.github:
         from grader.render.github import render_annotations, render_summary
 
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            with contextlib.suppress(OSError), open(summary, "a", encoding="utf-8") as out:
-                out.write(render_summary(report))
+            _append_step_summary(render_summary(report))
         return render_annotations(report, root=Path(os.environ.get("GITHUB_WORKSPACE") or os.getcwd()))
     from grader.render.json import render_json
 
     return render_json(report)
+
+
+def _rich_text(report: Report, color: bool | None) -> str:
+    import io
+
+    from grader.render.terminal import make_console, render_report
+
+    buffer = io.StringIO()
+    render_report(report, make_console(color=bool(color), file=buffer, width=100))
+    return buffer.getvalue()
 
 
 def _print_rich(report: Report, output: Path | None, color: bool | None) -> None:
@@ -164,19 +323,19 @@ def _print_rich(report: Report, output: Path | None, color: bool | None) -> None
     if output is None:
         render_report(report, make_console(color=color))
         return
-    import io
-
-    buffer = io.StringIO()
-    render_report(report, make_console(color=bool(color), file=buffer, width=100))
-    _write(buffer.getvalue(), output)
+    _write(_rich_text(report, color), output)
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    batch: Annotated[
+        bool, typer.Option("--batch", help="The schema of a batch's report (several PATHs with --format json).")
+    ] = False,
+) -> None:
     """Print the JSON Schema of the report that --format json writes."""
-    from grader.schema import report_json_schema
+    from grader.schema import batch_json_schema, report_json_schema
 
-    typer.echo(json.dumps(report_json_schema(), indent=2))
+    typer.echo(json.dumps(batch_json_schema() if batch else report_json_schema(), indent=2))
 
 
 @app.command()
@@ -234,6 +393,7 @@ def show(
 def watch(
     path: Annotated[Path, typer.Argument(help="The submission to grade on every save.", show_default=False)],
     exercise: ExerciseOption = None,
+    seed: SeedOption = None,
 ) -> None:
     """Grade a file, then grade it again each time it is saved, showing what changed."""
     from grader.grading import GradeOptions
@@ -250,7 +410,7 @@ def watch(
         watch_file(
             path,
             exercise_id=exercise,
-            options=GradeOptions(),
+            options=GradeOptions(seed=seed),
             console=make_console(),
             on_report=lambda report, _changes: record_result(report),
         )

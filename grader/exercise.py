@@ -7,20 +7,34 @@ new folder and a new reference file, never a change to the engine.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from grader.errors import SpecError, UsageError
 
 SPEC_FILE = "exercise.toml"
 EXERCISES_ENV = "GRADER_EXERCISES"
+MAX_SEED = 2**63 - 1  # seeds of fresh cases (--seed N), and the array seeds drawn for them
+CASE_ID = r"^[a-z0-9][a-z0-9._-]*$"
 
 
 class _Spec(BaseModel):
@@ -58,10 +72,13 @@ class EntryPoint(_Spec):
         return f"{self.name}({', '.join(p.name for p in self.parameters)})"
 
 
+FillName = Literal["ones", "zeros", "full", "arange", "normal", "uniform"]
+
+
 class ArrayFill(_Spec):
     """A generated array: a fill pattern, a shape, and for random fills a seed of its own."""
 
-    fill: Literal["ones", "zeros", "full", "arange", "normal", "uniform"]
+    fill: FillName
     shape: list[Annotated[int, Field(ge=0, le=1_000_000)]]
     value: float = Field(default=1.0, description="For 'full': the constant.")
     scale: float = Field(default=1.0, description="Multiplies the pattern.")
@@ -73,18 +90,208 @@ InputValue = float | int | bool | list[float] | ArrayFill
 
 
 class CaseSpec(_Spec):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+    id: Annotated[str, Field(pattern=CASE_ID)]
     title: str
     inputs: dict[str, InputValue]
     weight: Annotated[float, Field(gt=0)] = 1.0
     hidden: bool = False
 
 
+def _form(value: object) -> str:
+    """How a recipe is written: the tag that picks its model, so that an error names the form meant."""
+    if isinstance(value, BaseModel):
+        return getattr(value, "FORM", "literal")
+    if isinstance(value, dict):
+        return next((key for key in ("between", "one_of") if key in value), "array")
+    return "list" if isinstance(value, list) else "literal"
+
+
+class Between(_Spec):
+    """A number drawn for each fresh case from ``[lo, hi]``: a whole number (both bounds included) when
+    both bounds are integers, else a uniform float."""
+
+    FORM: ClassVar[str] = "between"
+    between: Annotated[list[StrictInt | StrictFloat], Field(min_length=2, max_length=2)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Between:
+        lo, hi = self.between
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"between [{lo}, {hi}]: the bounds must be finite")
+        if lo > hi:
+            raise ValueError(f"between [{lo}, {hi}]: the lower bound is above the upper one")
+        return self
+
+    @property
+    def whole(self) -> bool:
+        return all(isinstance(bound, int) for bound in self.between)
+
+    def draw(self, rng: np.random.Generator) -> int | float:
+        lo, hi = self.between
+        if self.whole:
+            return int(rng.integers(lo, hi, endpoint=True))
+        return float(rng.uniform(lo, hi))
+
+
+class OneOf(_Spec):
+    """A value chosen for each fresh case from a list."""
+
+    FORM: ClassVar[str] = "one_of"
+    one_of: Annotated[list[StrictBool | StrictInt | StrictFloat], Field(min_length=1)]
+
+    def draw(self, rng: np.random.Generator) -> bool | int | float:
+        return self.one_of[int(rng.integers(len(self.one_of)))]
+
+
+DrawnNumber = Annotated[
+    Annotated[float, Tag("literal")] | Annotated[Between, Tag("between")] | Annotated[OneOf, Tag("one_of")],
+    Discriminator(
+        _form,
+        custom_error_type="number_recipe",
+        custom_error_message="expected a number, { between = [lo, hi] } or { one_of = [...] }",
+    ),
+]
+Dimension = Annotated[
+    Annotated[Annotated[int, Field(ge=0, le=1_000_000)], Tag("literal")] | Annotated[Between, Tag("between")],
+    Discriminator(
+        _form, custom_error_type="size_recipe", custom_error_message="expected a size or { between = [lo, hi] }"
+    ),
+]
+
+
+def _drawn(value: float | Between | OneOf, rng: np.random.Generator) -> float:
+    return float(value.draw(rng) if isinstance(value, (Between, OneOf)) else value)
+
+
+class ArrayGenerator(_Spec):
+    """In a generator: an array recipe like ``ArrayFill``, any part of which may be drawn for each case."""
+
+    FORM: ClassVar[str] = "array"
+    fill: Annotated[
+        Annotated[FillName, Tag("one")] | Annotated[list[FillName], Field(min_length=1), Tag("list")],
+        Discriminator(lambda value: "list" if isinstance(value, list) else "one"),
+    ] = Field(description="A fill pattern, or a list of them to choose from.")
+    shape: list[Dimension]
+    value: DrawnNumber = Field(default=1.0, description="For 'full': the constant.")
+    scale: DrawnNumber = Field(default=1.0, description="Multiplies the pattern.")
+    offset: DrawnNumber = Field(default=0.0, description="Added after scaling.")
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = Field(
+        default=None, description="A fixed seed for random fills; by default each fresh case draws its own."
+    )
+
+    @model_validator(mode="after")
+    def _whole_sizes(self) -> ArrayGenerator:
+        for axis, size in enumerate(self.shape):
+            if isinstance(size, Between) and not (size.whole and 0 <= size.between[0] <= size.between[1] <= 1_000_000):
+                raise ValueError(f"shape[{axis}]: between {size.between} must hold whole numbers from 0 to 1000000")
+        for name in ("value", "scale", "offset"):
+            drawn = getattr(self, name)
+            if isinstance(drawn, OneOf) and any(isinstance(v, bool) for v in drawn.one_of):
+                raise ValueError(f"{name}: one_of {drawn.one_of} holds a bool, not a number")
+        return self
+
+    def draw(self, rng: np.random.Generator) -> ArrayFill:
+        """A concrete fill recipe, with an array seed of its own drawn from ``rng``."""
+        fill = self.fill if isinstance(self.fill, str) else self.fill[int(rng.integers(len(self.fill)))]
+        shape = [size if isinstance(size, int) else int(size.draw(rng)) for size in self.shape]
+        numbers = {name: _drawn(getattr(self, name), rng) for name in ("value", "scale", "offset")}
+        seed = int(rng.integers(MAX_SEED)) if self.seed is None else self.seed
+        return ArrayFill(fill=fill, shape=shape, seed=seed, **numbers)
+
+
+Recipe = Annotated[
+    Annotated[float | int | bool, Tag("literal")]
+    | Annotated[list[float], Tag("list")]
+    | Annotated[Between, Tag("between")]
+    | Annotated[OneOf, Tag("one_of")]
+    | Annotated[ArrayGenerator, Tag("array")],
+    Discriminator(_form),
+]
+
+
+class Generator(_Spec):
+    """Fresh cases for a seed (``grader grade --seed N``): ``count`` cases, each input drawn from its recipe.
+
+    A case's inputs depend only on the seed, the generator's position in the spec, the case's index and the
+    parameter's position: the same seed always gives the same cases (with the same numpy, on any machine).
+    """
+
+    id: Annotated[str, Field(pattern=CASE_ID)]
+    title: str
+    count: Annotated[int, Field(ge=1, le=100)]
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    hidden: bool = False
+    inputs: dict[str, Recipe] = Field(description="A recipe for every parameter that is not expanded.")
+
+    def case_ids(self) -> list[str]:
+        return [f"{self.id}-{k}" for k in range(1, self.count + 1)]
+
+    def make_case(self, seed: int, position: int, index: int, params: list[Parameter]) -> CaseSpec:
+        """The ``index``-th (0-based) case for ``seed``, as concrete as a fixed case: literals and fills."""
+        inputs = {
+            param.name: _concrete(self.inputs[param.name], param, np.random.default_rng([seed, position, index, at]))
+            for at, param in enumerate(params)
+            if param.name in self.inputs
+        }
+        return CaseSpec(
+            id=self.case_ids()[index],
+            title=f"{self.title} (fresh case {index + 1} of {self.count}, seed {seed})",
+            inputs=inputs,
+            weight=self.weight,
+            hidden=self.hidden,
+        )
+
+
+def _concrete(recipe: object, param: Parameter, rng: np.random.Generator) -> InputValue:
+    if isinstance(recipe, ArrayGenerator):
+        return recipe.draw(rng)
+    value = recipe.draw(rng) if isinstance(recipe, (Between, OneOf)) else recipe
+    if param.type == "array" or isinstance(value, (list, ArrayFill)):
+        return value  # type: ignore[return-value]
+    return {"float": float, "int": int, "bool": bool}[param.type](value)
+
+
+def _recipe_problem(recipe: object, param: Parameter) -> str | None:
+    """Why a recipe cannot make values of the parameter's type, or None when it can."""
+    if param.type == "array":
+        if isinstance(recipe, (Between, OneOf)):
+            return "is an array: give a list, or a table with fill and shape"
+        return None
+    if isinstance(recipe, (list, ArrayGenerator)):
+        return f"is {_a(param.type)}, not an array"
+    if isinstance(recipe, Between):
+        if param.type == "bool":
+            return "is a bool: draw it with one_of, not between"
+        if param.type == "int" and not recipe.whole:
+            return f"is an int: between {recipe.between} needs whole-number bounds"
+    if isinstance(recipe, OneOf):
+        wrong = [value for value in recipe.one_of if not _fits(value, param.type)]
+        if wrong:
+            return f"is {_a(param.type)}: one_of holds {wrong[0]!r}"
+    return None
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def _fits(value: bool | int | float, kind: str) -> bool:
+    if kind == "bool" or isinstance(value, bool):
+        return kind == "bool" and isinstance(value, bool)
+    return isinstance(value, int) if kind == "int" else True
+
+
+def _one_line(error: ValueError | ArithmeticError) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in error.errors())
+    return str(error)
+
+
 class Expansion(_Spec):
     """Runs every case once per value of one parameter (for example in train and in eval mode)."""
 
     values: list[float | int | bool]
-    labels: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]]
+    labels: list[Annotated[str, Field(pattern=CASE_ID)]]
 
     @model_validator(mode="after")
     def _one_label_per_value(self) -> Expansion:
@@ -181,6 +388,9 @@ class ExerciseSpec(_Spec):
         default_factory=dict, description="Hints by diagnosis code, in place of the engine's generic ones."
     )
     cases: list[CaseSpec]
+    generators: list[Generator] = Field(
+        default_factory=list, description="Recipes for fresh cases, made only for a seed (grader grade --seed N)."
+    )
 
     @model_validator(mode="after")
     def _cases_fit_entry_point(self) -> ExerciseSpec:
@@ -207,6 +417,36 @@ class ExerciseSpec(_Spec):
                     raise ValueError(f"case {case.id!r}: {param.name!r} is a {param.type}, not an array")
         if not self.cases:
             raise ValueError("an exercise needs at least one case")
+        return self
+
+    @model_validator(mode="after")
+    def _generators_fit_entry_point(self) -> ExerciseSpec:
+        """Each generator gives a recipe of the right kind for every parameter, makes ids of its own, and
+        makes its cases: tried once here, with seed 0, so that a broken recipe fails at load, not in a grading."""
+        params = self.entry_point.parameters
+        wanted = {p.name for p in params} - set(self.expand)
+        taken = {case.id for case in self.cases}
+        for position, generator in enumerate(self.generators):
+            if set(generator.inputs) != wanted:
+                raise ValueError(
+                    f"generator {generator.id!r} gives recipes for {sorted(generator.inputs)}, "
+                    f"expected exactly {sorted(wanted)}"
+                )
+            for param in (p for p in params if p.name in wanted):
+                problem = _recipe_problem(generator.inputs[param.name], param)
+                if problem:
+                    raise ValueError(f"generator {generator.id!r}: {param.name!r} {problem}")
+            clash = sorted(taken & set(generator.case_ids()))
+            if clash:
+                raise ValueError(f"generator {generator.id!r} makes case ids that are used already: {clash[:3]}")
+            taken |= set(generator.case_ids())
+            for index in range(generator.count):
+                try:
+                    generator.make_case(0, position, index, params)
+                except (ValueError, ArithmeticError) as exc:
+                    raise ValueError(
+                        f"generator {generator.id!r} cannot make its case {index + 1} (seed 0): {_one_line(exc)}"
+                    ) from None
         return self
 
 

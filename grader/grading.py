@@ -51,6 +51,7 @@ class GradeOptions:
     cache_dir: Path | None = field(default_factory=default_cache_dir)
     exercise_roots: list[Path] | None = None  # None: the configured or bundled exercises
     isolation: str | None = None  # "auto", "bwrap" or "process"; None: $GRADER_ISOLATION, else auto
+    seed: int | None = None  # adds the fresh cases the exercise's generators make for this seed
 
 
 def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[str, Exercise]) -> Exercise:
@@ -143,21 +144,44 @@ def _limits(exercise: Exercise) -> ChildLimits:
     )
 
 
+class _Either:
+    """Set when either event is: this grading's own stop, or the batch's."""
+
+    def __init__(self, own: threading.Event, outer: threading.Event) -> None:
+        self._events = (own, outer)
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self._events)
+
+
 class _BackgroundChild:
     """Runs a child in a thread, so the reference can run meanwhile; ``cancel`` stops it early."""
 
     def __init__(
-        self, job: ChildJob, limits: ChildLimits, isolation: Isolation, spawned: SpawnedChild | None = None
+        self,
+        job: ChildJob,
+        limits: ChildLimits,
+        isolation: Isolation,
+        spawned: SpawnedChild | None = None,
+        outer: threading.Event | None = None,
     ) -> None:
         self.cancel = threading.Event()
         self._run: ChildRun | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._target, args=(job, limits, isolation, spawned), daemon=True)
+        stop = _Either(self.cancel, outer) if outer else self.cancel
+        self._thread = threading.Thread(target=self._target, args=(job, limits, isolation, spawned, stop), daemon=True)
         self._thread.start()
 
-    def _target(self, job: ChildJob, limits: ChildLimits, isolation: Isolation, spawned: SpawnedChild | None) -> None:
+    def _target(
+        self,
+        job: ChildJob,
+        limits: ChildLimits,
+        isolation: Isolation,
+        spawned: SpawnedChild | None,
+        stop: threading.Event | _Either,
+    ) -> None:
         try:
-            self._run = run_child(job, limits, isolation=isolation, cancel=self.cancel, spawned=spawned)
+            self._run = run_child(job, limits, isolation=isolation, cancel=stop, spawned=spawned)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self._error = exc
 
@@ -188,16 +212,18 @@ def _submission_job(
     )
 
 
-def spawn_for(exercise: Exercise, options: GradeOptions) -> SpawnedChild:
+def spawn_for(exercise: Exercise, options: GradeOptions, isolation: Isolation | None = None) -> SpawnedChild:
     """A child started ahead for the next grading of ``exercise``: imports done, and the exercise's warm-up
-    run on zeroed copies of the cases' arguments. No submission code runs before its job arrives."""
-    iso = choose_isolation(options.isolation)
+    run on zeroed copies of the cases' arguments. No submission code runs before its job arrives.
+
+    ``isolation``: as already chosen (a batch chooses once, with a uid per slot); else chosen now."""
+    iso = isolation or choose_isolation(options.isolation)
     job = _submission_job(exercise, "", "", [], iso, options)
     if exercise.spec.warmup:
         job = dataclasses.replace(
             job,
             warmup_source=(exercise.folder / exercise.spec.warmup).read_text(encoding="utf-8"),
-            warmup_calls=[_zeroed(call) for call in wire_cases(exercise, build_cases(exercise))],
+            warmup_calls=[_zeroed(call) for call in wire_cases(exercise, build_cases(exercise, options.seed))],
         )
     return spawn_child(job, iso)
 
@@ -219,16 +245,19 @@ def grade_file(
     exercise_id: str | None = None,
     options: GradeOptions | None = None,
     spawned: SpawnedChild | None = None,
+    cancel: threading.Event | None = None,
 ) -> Report:
     """Grades one submission file and returns the finished report. Raises only ``GraderError``.
 
-    ``spawned``: a child from ``spawn_for`` for this exercise, used instead of starting one (``watch``).
+    ``spawned``: a child from ``spawn_for`` for this exercise, used instead of starting one (``watch``,
+    batches); left unused (``spawned.used`` false) when the file does not parse. ``cancel``: setting it
+    stops the submission's child early (its cases end as cancelled).
     """
     options = options or GradeOptions()
     started = time.monotonic()
     source = read_source(path)
     exercise = resolve_exercise(source, exercise_id, discover_exercises(options.exercise_roots))
-    cases = build_cases(exercise)
+    cases = build_cases(exercise, options.seed)
     if source.problem is not None:
         problem = _with_exercise_hints(exercise, [syntax_diagnosis(source)])[0]
         results = [skipped_case(c, skip_reason(problem)) for c in cases]
@@ -240,11 +269,12 @@ def grade_file(
             environment=describe_environment(backend=None, isolation=None, reference_cache="off"),
             started=started,
             import_output=None,
+            seed=options.seed,
         )
     wire = wire_cases(exercise, cases)
     iso = spawned.isolation if spawned else choose_isolation(options.isolation)
     job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
-    submission = _BackgroundChild(job, _limits(exercise), iso, spawned)
+    submission = _BackgroundChild(job, _limits(exercise), iso, spawned, cancel)
     try:
         expected = run_reference(exercise, cases, wire, env=trusted_env(options), cache_dir=options.cache_dir)
     except BaseException:
@@ -266,6 +296,7 @@ def grade_file(
         environment=environment,
         started=started,
         import_output=import_output,
+        seed=options.seed,
     )
 
 
@@ -337,6 +368,7 @@ def build_report(
     environment: Environment,
     started: float,
     import_output: CapturedOutput | None,
+    seed: int | None = None,
 ) -> Report:
     score = float(np.sum([r.score for r in results]))
     max_score = float(np.sum([r.weight for r in results]))
@@ -352,6 +384,7 @@ def build_report(
             score=score,
             max_score=max_score,
             message=message,
+            seed=seed,
             cases=results,
             diagnoses=diagnoses,
             environment=environment,

@@ -41,6 +41,19 @@ def _short_library_path(path: str) -> str:
     return path
 
 
+def _withheld(output: CapturedOutput, case: Case) -> CapturedOutput:
+    """What a hidden case printed is not shown (it could print its inputs); how much it printed is."""
+    if not case.hidden or output.empty:
+        return output
+    note = "(not shown: a hidden case)"
+    return output.model_copy(
+        update={
+            name: getattr(output, name).model_copy(update={"text": note if getattr(output, name).size else ""})
+            for name in ("stdout", "stderr")
+        }
+    )
+
+
 def _hide(case: Case, comparison: Comparison) -> Comparison:
     """A hidden case keeps its verdict and counts, and loses every number that tells expected values."""
     if not case.hidden:
@@ -56,7 +69,7 @@ def judge_result(
 ) -> CaseResult:
     common = case_fields(
         case,
-        output=captured(result.stdout, result.stderr, limit_reached=result.output_limit),
+        output=_withheld(captured(result.stdout, result.stderr, limit_reached=result.output_limit), case),
         duration_s=result.duration_s,
     )
     if result.error is not None:
@@ -129,7 +142,15 @@ def _error_message(info: ErrorInfo, error: WireError, *, output_limit: bool = Fa
 def case_fields(case: Case, **extra: object) -> dict:
     """The fields every result of a case has; a hidden case's inputs are not shown."""
     inputs = {name: "hidden" for name in case.inputs_brief()} if case.hidden else case.inputs_brief()
-    return {"id": case.id, "title": case.title, "hidden": case.hidden, "weight": case.weight, "inputs": inputs, **extra}
+    return {
+        "id": case.id,
+        "title": case.title,
+        "hidden": case.hidden,
+        "fresh": case.fresh,
+        "weight": case.weight,
+        "inputs": inputs,
+        **extra,
+    }
 
 
 def unfinished_case(case: Case, run: ChildRun, reason: str) -> CaseResult:

@@ -8,6 +8,7 @@ the outputs go through the same encoding and validation as a child's, then the s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import inspect
 import io
@@ -85,19 +86,23 @@ def check(
     console: Console | None = None,
     options: GradeOptions | None = None,
     record: bool = True,
+    seed: int | None = None,
 ) -> Report:
     """Grades ``function`` on the exercise's cases and shows the report (rich renders in Jupyter).
 
     ``record``: remember the result as the learner's last for the exercise (``grader exercises`` shows it).
+    ``seed``: add the fresh cases the exercise's generators make for it, as ``grader grade --seed`` does.
     """
     options = options or GradeOptions()
+    if seed is not None:
+        options = dataclasses.replace(options, seed=seed)
     started = time.monotonic()
     exercise = (
         discover_exercises(options.exercise_roots)[exercise_id] if options.exercise_roots else get_exercise(exercise_id)
     )
     for module in exercise.spec.preload:
         importlib.import_module(module)  # what the child would have imported first
-    cases = build_cases(exercise)
+    cases = build_cases(exercise, options.seed)
     wire = wire_cases(exercise, cases)
     source = _function_source(function)
     run = ChildRun(
@@ -111,7 +116,14 @@ def check(
     environment = describe_environment(backend=expected.backend, isolation=None, reference_cache=expected.cache)
     environment = environment.model_copy(update={"isolation": "in-process", "isolation_detail": IN_PROCESS})
     report = build_report(
-        exercise, source, results, diagnoses, environment=environment, started=started, import_output=None
+        exercise,
+        source,
+        results,
+        diagnoses,
+        environment=environment,
+        started=started,
+        import_output=None,
+        seed=options.seed,
     )
     if display:
         render_report(report, console or Console())

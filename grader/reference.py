@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ CACHE_FORMAT = 1
 # The reference and its variants are the grader's own code: a plain process, free to write the caches.
 TRUSTED = Isolation("process", None)
 MAX_ELEMENTS = 50_000_000
+_computing: dict[str, threading.Lock] = {}  # one lock per cache key: a batch computes each entry once
+_computing_guard = threading.Lock()
 
 
 class _CacheEntry(BaseModel):
@@ -108,12 +111,32 @@ def run_trusted(
     env: dict[str, str],
     cache_dir: Path | None,
 ) -> Expected:
-    """The output of every call of a trusted program: from the cache when it holds them, else from a run."""
-    key = cache_key(exercise, cases, program, calls) if cache_dir else ""
-    if cache_dir:
+    """The output of every call of a trusted program: from the cache when it holds them, else from a run.
+
+    Threads asking for the same entry at once (a batch) wait for the first one's run, then read the cache.
+    """
+    if not cache_dir:
+        return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=None, key="")
+    key = cache_key(exercise, cases, program, calls)
+    with _computing_guard:
+        lock = _computing.setdefault(key, threading.Lock())
+    with lock:
         cached = _load_cached(_cache_file(cache_dir, program.kind, exercise, key), key)
         if cached is not None and set(cached.outputs) == {c["id"] for c in calls}:
             return cached
+        return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir, key=key)
+
+
+def _run_trusted(
+    exercise: Exercise,
+    program: TrustedProgram,
+    cases: list[Case],
+    calls: list[dict],
+    *,
+    env: dict[str, str],
+    cache_dir: Path | None,
+    key: str,
+) -> Expected:
     limits = exercise.spec.limits
     job = ChildJob(
         source=program.path.read_text(encoding="utf-8"),

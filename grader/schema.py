@@ -120,6 +120,9 @@ class CaseResult(_Model):
     title: str
     status: CaseStatus
     hidden: bool = False
+    fresh: bool = Field(
+        default=False, description="Made for the grading's seed by one of the exercise's generators (--seed N)."
+    )
     weight: float
     score: float
     inputs: dict[str, str] = Field(description="Each argument, in brief.")
@@ -165,6 +168,11 @@ class Report(_Model):
     score: float
     max_score: float
     message: str
+    seed: int | None = Field(
+        default=None,
+        description="The seed given with --seed N: the fresh cases (cases[].fresh) were generated from it, and "
+        "the same seed always gives the same cases. Null when none was given.",
+    )
     cases: list[CaseResult] = Field(default_factory=list)
     diagnoses: list[Diagnosis] = Field(default_factory=list)
     output: CapturedOutput = Field(
@@ -178,9 +186,56 @@ class Report(_Model):
         return self.status == "passed"
 
 
+EntryStatus = Literal["passed", "failed", "error", "skipped", "fault"]
+
+
+class BatchEntry(_Model):
+    """One submission of a batch: its verdict in brief, and its full report when it was graded."""
+
+    path: str = Field(description="The submission file, as found from the paths given.")
+    status: EntryStatus = Field(
+        description="The report's status (passed, failed, error), or 'skipped' when it could not be graded as "
+        "given (unreadable, no exercise could be chosen), or 'fault' when the grader itself failed on it."
+    )
+    score: float = 0.0
+    max_score: float = 0.0
+    diagnosis: str | None = Field(default=None, description="The code of the main (first) diagnosis.")
+    message: str
+    duration_s: float = 0.0
+    report_file: str | None = Field(default=None, description="Where --output-dir holds its report.")
+    report: Report | None = Field(default=None, description="The full report; absent when skipped or a fault.")
+
+
+class BatchReport(_Model):
+    """Many submissions graded together (``grader grade PATH...``)."""
+
+    schema_version: str = SCHEMA_VERSION
+    kind: Literal["batch"] = "batch"
+    total: int = Field(description="Submissions found from the paths given.")
+    counts: dict[EntryStatus, int] = Field(description="Finished submissions by status.")
+    interrupted: bool = Field(default=False, description="Stopped early (Ctrl-C): only finished ones are listed.")
+    isolation: str = Field(description="The isolation every submission ran under.")
+    jobs: int = Field(description="Submissions graded at the same time.")
+    duration_s: float = 0.0
+    submissions: list[BatchEntry] = Field(default_factory=list, description="In the order the paths gave them.")
+
+    @property
+    def all_passed(self) -> bool:
+        return not self.interrupted and self.total == len(self.submissions) and self.counts.get("passed") == self.total
+
+
+def _json_schema(model: type[BaseModel], name: str) -> dict:
+    schema = model.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"urn:grader:{name}:{SCHEMA_VERSION}"
+    return schema
+
+
 def report_json_schema() -> dict:
     """The JSON Schema of a report, as ``grader schema`` prints it."""
-    schema = Report.model_json_schema(mode="serialization")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = f"urn:grader:report:{SCHEMA_VERSION}"
-    return schema
+    return _json_schema(Report, "report")
+
+
+def batch_json_schema() -> dict:
+    """The JSON Schema of a batch report, as ``grader schema --batch`` prints it."""
+    return _json_schema(BatchReport, "batch")

@@ -43,7 +43,8 @@ def test_failing_submission_exits_1_and_names_cases(cache_dir: Path) -> None:
     jsonschema.validate(report, report_json_schema())
     assert report["status"] == "failed"
     failed = [c for c in report["cases"] if c["status"] == "failed"]
-    assert failed and all(c["comparison"]["max_abs_error"] > 0 for c in failed)
+    assert failed and all(c["comparison"]["max_abs_error"] > 0 for c in failed if not c["hidden"])
+    assert all(c["comparison"]["max_abs_error"] is None for c in failed if c["hidden"])  # hidden: no numbers
     assert report["diagnoses"][0]["code"] == "deterministic-inverted"
     assert report["diagnoses"][0]["lines"] and report["diagnoses"][0]["evidence"]
 
@@ -67,7 +68,9 @@ def test_output_file_gets_the_report_and_stdout_stays_empty(cache_dir: Path, tmp
     ("args", "message"),
     [
         (["grade", "no/such/file.py"], "no such file"),
-        (["grade", "submissions", "--exercise", "train-eval-dropout"], "not a file"),
+        (["grade", "/dev/null", "--exercise", "train-eval-dropout"], "not a file"),
+        (["grade", "submissions/correct.py", "no/such/folder"], "no such file or folder"),
+        (["grade", "submissions/*.nothing"], "no Python files"),
         (["grade", "submissions/correct.py", "--exercise", "nope"], "unknown exercise 'nope'"),
         (["grade", "submissions/correct.py", "--format", "xml"], "xml"),
         (["grade"], "Missing argument"),

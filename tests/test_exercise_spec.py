@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,81 @@ def test_unreadable_prompt_is_a_spec_error(tmp_path: Path) -> None:
 def test_missing_exercise_folder_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="exercise folder not found"):
         discover_exercises([tmp_path / "nowhere"])
+
+
+X_RECIPE = '{ fill = ["normal", "uniform"], shape = [{ between = [1, 8] }], scale = { one_of = [1.0, -10.0] } }'
+GENERATOR = (
+    """
+[[generators]]
+id = "fresh"
+title = "Fresh"
+count = 3
+[generators.inputs]
+factor = { between = [-2.0, 2.0] }
+x = """
+    + X_RECIPE
+    + "\n"
+)
+
+
+def test_a_spec_with_a_generator_loads(tmp_path: Path) -> None:
+    folder = _copy_toy(tmp_path)
+    spec = folder / "exercise.toml"
+    spec.write_text(spec.read_text() + GENERATOR)
+    (generator,) = load_exercise(folder).spec.generators
+    assert (generator.id, generator.count, generator.weight, generator.hidden) == ("fresh", 3, 1.0, False)
+    assert sorted(generator.inputs) == ["factor", "x"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("count = 3", "count = 0", "generators.0.count"),
+        ("count = 3", "count = 101", "generators.0.count"),
+        ("count = 3", "count = 3\nweight = 0", "generators.0.weight"),
+        ("count = 3", "count = 3\nextra = 1", "generators.0.extra"),
+        ('id = "fresh"', 'id = "Fresh!"', "generators.0.id"),
+        ('title = "Fresh"\n', "", "generators.0.title"),
+        ("factor = { between = [-2.0, 2.0] }\n", "", "generator 'fresh' gives recipes for ['x'], expected exactly"),
+        ("[-2.0, 2.0]", "[2.0, -2.0]", "the lower bound is above the upper one"),
+        ("[-2.0, 2.0]", "[-2.0, 0.0, 2.0]", "generators.0.inputs.factor.between.between"),
+        ("[-2.0, 2.0]", '[-2.0, "2"]', "generators.0.inputs.factor.between.between.1"),
+        ("between = [-2.0, 2.0]", "one_of = []", "generators.0.inputs.factor.one_of.one_of"),
+        ("between = [-2.0, 2.0]", "betwen = [-2.0, 2.0]", "generators.0.inputs.factor.array"),
+        ('"uniform"]', '"sevens"]', "generators.0.inputs.x.array.fill.list.1: Input should be 'ones'"),
+        ("one_of = [1.0, -10.0]", "one_of = [true]", "scale: one_of [True] holds a bool, not a number"),
+        ("[1, 8]", "[1.5, 8.0]", "shape[0]: between [1.5, 8.0] must hold whole numbers"),
+        ("[1, 8]", "[1, 2000000]", "shape[0]: between [1, 2000000] must hold whole numbers from 0 to 1000000"),
+        ("{ one_of = [1.0, -10.0] }", "{ one_off = [1.0] }", "expected a number, { between = [lo, hi] }"),
+        ("{ between = [-2.0, 2.0] }", '{ fill = "ones", shape = [2] }', "'factor' is a float, not an array"),
+        (X_RECIPE, "{ one_of = [1.0] }", "'x' is an array"),
+        ("[-2.0, 2.0]", "[0, 1180591620717411303424]", "generator 'fresh' cannot make its case 1 (seed 0)"),
+        ('id = "fresh"', 'id = "first"', "generator 'first' makes case ids that are used already"),
+    ],
+)
+def test_malformed_generator_names_file_and_field(tmp_path: Path, old: str, new: str, field: str) -> None:
+    folder = _copy_toy(tmp_path)
+    spec = folder / "exercise.toml"
+    text = spec.read_text() + GENERATOR
+    if "used already" in field:  # a fixed case named like a generated one
+        text = text.replace('id = "second"', 'id = "first-2"', 1)
+    assert old in text.split("[[generators]]")[1]
+    head, generator = text.split("[[generators]]")
+    spec.write_text(head + "[[generators]]" + generator.replace(old, new, 1))
+    with pytest.raises(SpecError) as info:
+        load_exercise(folder)
+    assert str(spec) in str(info.value)
+    assert field in str(info.value)
+
+
+def test_generated_cases_are_expanded_like_fixed_ones(tmp_path: Path) -> None:
+    folder = _copy_toy(tmp_path)
+    spec = folder / "exercise.toml"
+    text = re.sub(r"inputs = \{ factor = [-0-9.]+, ", "inputs = { ", spec.read_text())  # the expansion gives it
+    expansion = '[expand.factor]\nvalues = [1.0, -1.0]\nlabels = ["plus", "minus"]\n\n[[cases]]'
+    generator = GENERATOR.replace("factor = { between = [-2.0, 2.0] }\n", "")
+    spec.write_text(text.replace("[[cases]]", expansion, 1) + generator)
+    fresh = [c for c in build_cases(load_exercise(folder), 3) if c.fresh]
+    assert [c.id for c in fresh] == [f"fresh-{k}/{label}" for k in (1, 2, 3) for label in ("plus", "minus")]
+    assert [c.args[0] for c in fresh] == [1.0, -1.0] * 3
+    assert all(np.array_equal(a.args[1], b.args[1]) for a, b in zip(fresh[::2], fresh[1::2], strict=True))

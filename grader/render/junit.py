@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from grader.schema import CaseResult, Report
+from grader.schema import BatchEntry, BatchReport, CaseResult, Report
 
 
 def _testcase(case: CaseResult, report: Report) -> ET.Element:
@@ -27,18 +27,19 @@ def _testcase(case: CaseResult, report: Report) -> ET.Element:
     return element
 
 
-def render_junit(report: Report) -> str:
+def _suite(report: Report) -> ET.Element:
     counts = {s: sum(c.status == s for c in report.cases) for s in ("failed", "error", "skipped")}
-    attributes = {
-        "name": f"{report.exercise.id}: {report.submission.path}",
-        "tests": str(len(report.cases)),
-        "failures": str(counts["failed"]),
-        "errors": str(counts["error"]),
-        "skipped": str(counts["skipped"]),
-        "time": f"{report.duration_s:.3f}",
-    }
-    suites = ET.Element("testsuites", {k: v for k, v in attributes.items() if k != "skipped"})
-    suite = ET.SubElement(suites, "testsuite", attributes)
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": f"{report.exercise.id}: {report.submission.path}",
+            "tests": str(len(report.cases)),
+            "failures": str(counts["failed"]),
+            "errors": str(counts["error"]),
+            "skipped": str(counts["skipped"]),
+            "time": f"{report.duration_s:.3f}",
+        },
+    )
     properties = ET.SubElement(suite, "properties")
     for name, value in (
         ("status", report.status),
@@ -49,5 +50,45 @@ def render_junit(report: Report) -> str:
         ET.SubElement(properties, "property", {"name": name, "value": value})
     for case in report.cases:
         suite.append(_testcase(case, report))
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return suite
+
+
+def _ungraded_suite(entry: BatchEntry) -> ET.Element:
+    """A submission of a batch that has no report: one test that errored (a fault) or was skipped."""
+    skipped = entry.status == "skipped"
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": entry.path,
+            "tests": "1",
+            "failures": "0",
+            "errors": "0" if skipped else "1",
+            "skipped": "1" if skipped else "0",
+            "time": f"{entry.duration_s:.3f}",
+        },
+    )
+    case = ET.SubElement(suite, "testcase", {"name": "grading", "classname": "grader", "time": "0.000"})
+    if skipped:
+        ET.SubElement(case, "skipped", {"message": entry.message})
+    else:
+        ET.SubElement(case, "error", {"message": entry.message, "type": entry.status}).text = entry.message
+    return suite
+
+
+def _document(suites: list[ET.Element], name: str, time: float) -> str:
+    totals = {key: sum(int(s.get(key, "0")) for s in suites) for key in ("tests", "failures", "errors")}
+    root = ET.Element("testsuites", {"name": name, **{k: str(v) for k, v in totals.items()}, "time": f"{time:.3f}"})
+    root.extend(suites)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render_junit(report: Report) -> str:
+    """One submission: a ``testsuite`` of its cases inside ``testsuites``."""
+    return _document([_suite(report)], f"{report.exercise.id}: {report.submission.path}", report.duration_s)
+
+
+def render_junit_batch(batch: BatchReport) -> str:
+    """A batch: one ``testsuite`` per submission."""
+    suites = [_suite(e.report) if e.report is not None else _ungraded_suite(e) for e in batch.submissions]
+    return _document(suites, f"grader batch ({len(batch.submissions)} of {batch.total})", batch.duration_s)

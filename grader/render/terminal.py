@@ -42,7 +42,17 @@ def _header(report: Report) -> Panel:
     grid.add_row("submission", escape(report.submission.path))
     backend = f" · backend {env.backend}" if env.backend else ""
     grid.add_row("environment", f"{versions}{backend} · {env.isolation} isolation")
+    if report.seed is not None:
+        grid.add_row("seed", _fresh_line(report))
     return Panel(grid, title="[bold]grader[/]", title_align="left", box=box.ROUNDED, expand=False)
+
+
+def _fresh_line(report: Report) -> str:
+    """One line on what ``--seed`` added, so a learner can reproduce a CI result with the same seed."""
+    fresh = sum(case.fresh for case in report.cases)
+    if not fresh:
+        return f"{report.seed}, but this exercise has no generators: no fresh cases were added"
+    return f"{fresh} fresh cases from seed {report.seed} were added (the same seed gives the same cases)"
 
 
 def _code_lines(diagnosis: Diagnosis) -> list[RenderableType]:

@@ -15,6 +15,7 @@ bwrap when it is installed and works here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -29,6 +30,7 @@ from grader.errors import SandboxError
 ISOLATION_ENV = "GRADER_ISOLATION"
 SANDBOX_UID = 65534  # nobody
 SANDBOX_GID = 65534  # nogroup
+MAX_SLOTS = 64  # children at once, each with its own uid below SANDBOX_UID
 TMPFS_BYTES = 64 * 1024 * 1024
 SYSTEM_DIRS = ("/usr",)
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -96,6 +98,20 @@ def choose_isolation(requested: str | None = None) -> Isolation:
     if not drop_to:
         return Isolation("process", None, note="runs as the grader's own user")
     return Isolation("process", drop_to)
+
+
+def for_slot(iso: Isolation, slot: int) -> Isolation:
+    """The isolation of the ``slot``-th of several children alive at the same time (a batch).
+
+    Where children drop to an unprivileged user, each slot gets a uid of its own (65534, 65533, ...: the
+    range Debian reserves and never assigns), so that children alive together cannot signal one another,
+    trace one another, read one another's working folders, or spend one another's process allowance.
+    """
+    if not iso.drop_to or slot == 0:
+        return iso
+    if not 0 < slot < MAX_SLOTS:
+        raise ValueError(f"slot {slot} is out of range (at most {MAX_SLOTS} children at once)")
+    return dataclasses.replace(iso, drop_to=(SANDBOX_UID - slot, SANDBOX_GID))
 
 
 def _world_readable(path: Path) -> bool:

@@ -1,0 +1,311 @@
+"""Grading many submissions at once: a class's folder, a glob, a list of files.
+
+paths -> submission files (``collect_submissions``) -> a pool of worker threads, one per slot, each
+grading one file at a time with ``grade_file`` in a fresh isolated child -> ``BatchEntry`` per file ->
+``BatchReport``.
+
+Speed comes from work shared safely: each slot starts the child for its next submission while the
+current one is graded (imports and warm-up done, no submission code run yet); the reference and its
+variants run once per batch (the cache, with one run per entry however many threads ask); compiled code
+comes from the trusted compilation cache. Isolation is per submission: every submission gets a child
+and sandbox of its own, and where children drop privileges no two children alive at once share a uid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from grader.errors import GraderError, UsageError
+from grader.exercise import Exercise, discover_exercises
+from grader.grading import GradeOptions, grade_file, resolve_exercise, spawn_for
+from grader.sandbox.isolation import MAX_SLOTS, Isolation, choose_isolation, for_slot
+from grader.sandbox.process import SpawnedChild
+from grader.schema import BatchEntry, BatchReport, Report
+from grader.source import read_source
+
+GLOB_CHARACTERS = frozenset("*?[")
+SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules"})
+MAX_JOBS = MAX_SLOTS // 2  # each worker takes two uids in turn
+
+
+def collect_submissions(patterns: Iterable[str]) -> list[Path]:
+    """The submission files the paths name: files as given, folders searched for ``*.py`` (hidden folders
+    and ``__pycache__`` left out), and glob patterns the shell did not expand (``**`` included).
+
+    Each file is listed once, in the order given (a folder's and a glob's files sorted). A path that names
+    nothing, or a folder or pattern without Python files, is a usage error.
+    """
+    found: list[Path] = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            candidates = _python_files(path)
+        elif path.is_file():
+            candidates = [path]
+        elif GLOB_CHARACTERS & set(pattern):
+            import glob
+
+            candidates = []
+            for match in sorted(glob.glob(pattern, recursive=True)):
+                candidates += _python_files(Path(match)) if os.path.isdir(match) else [Path(match)]
+        elif path.exists():
+            raise UsageError(f"{pattern}: not a regular file or folder")
+        else:
+            raise UsageError(f"{pattern}: no such file or folder")
+        if not candidates:
+            raise UsageError(f"{pattern}: no Python files found")
+        for candidate in candidates:
+            key = os.path.realpath(candidate)
+            if key not in seen:
+                seen.add(key)
+                found.append(candidate)
+    return found
+
+
+def _python_files(folder: Path) -> list[Path]:
+    """The ``*.py`` files under a folder, sorted; symbolic links to folders are not followed."""
+    files = []
+    for parent, folders, names in os.walk(folder):
+        folders[:] = sorted(f for f in folders if not f.startswith(".") and f not in SKIPPED_FOLDERS)
+        files += [Path(parent, name) for name in names if name.endswith(".py") and not name.startswith(".")]
+    return sorted(files)
+
+
+def report_names(paths: list[Path]) -> dict[Path, Path]:
+    """For each submission, a relative path that names its report in ``--output-dir``: the path below the
+    folder all submissions share, so ``alice/solution.py`` and ``bob/solution.py`` stay apart."""
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    if not absolute:
+        return {}
+    common = Path(os.path.commonpath([str(p.parent) for p in absolute]))
+    return {path: full.relative_to(common) for path, full in zip(paths, absolute, strict=True)}
+
+
+def entry_from_report(path: Path, report: Report, report_file: str | None) -> BatchEntry:
+    main = report.diagnoses[0].code if report.diagnoses else None
+    return BatchEntry(
+        path=str(path),
+        status=report.status,
+        score=report.score,
+        max_score=report.max_score,
+        diagnosis=main,
+        message=report.message,
+        duration_s=report.duration_s,
+        report_file=report_file,
+        report=report,
+    )
+
+
+def default_jobs() -> int:
+    """One slot per core the grader may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_JOBS))
+
+
+@dataclasses.dataclass
+class BatchEvents:
+    """What a front end hears while a batch runs (from worker threads: the callbacks must be thread-safe)."""
+
+    started: Callable[[Path], None] = lambda _path: None
+    finished: Callable[[BatchEntry], None] = lambda _entry: None
+    save: Callable[[Path, Report], str | None] | None = None  # writes a report, returns the file written
+
+
+class _Slot:
+    """One worker: grades a submission at a time, with the child for the next one started meanwhile."""
+
+    def __init__(self, batch: _Batch, isolations: tuple[Isolation, Isolation]) -> None:
+        self.batch = batch
+        # Two uids (where children drop privileges), taken in turn: the child started ahead never shares
+        # a uid with the submission running meanwhile, which could otherwise signal or trace it.
+        self.isolations = isolations
+        self.turn = 0
+        self.spare: tuple[str, SpawnedChild] | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.batch.cancel.is_set():
+                try:
+                    index, path = self.batch.todo.get_nowait()
+                except queue.Empty:
+                    return
+                self.batch.events.started(path)
+                entry = self._grade(path)
+                if entry is not None:
+                    self.batch.record(index, entry)
+        finally:
+            self._discard_spare()
+            self.done.set()
+
+    def _child_for(self, exercise: Exercise) -> SpawnedChild:
+        if self.spare is not None and self.spare[0] == exercise.id:
+            child, self.spare = self.spare[1], None
+            return child
+        self._discard_spare()
+        return self._spawn(exercise)
+
+    def _spawn(self, exercise: Exercise) -> SpawnedChild:
+        isolation, self.turn = self.isolations[self.turn], 1 - self.turn
+        return spawn_for(exercise, self.batch.options, isolation)
+
+    def _discard_spare(self) -> None:
+        if self.spare is not None:
+            self.spare[1].discard()
+            self.spare = None
+
+    def _grade(self, path: Path) -> BatchEntry | None:
+        """The entry for one submission, or None when the batch was stopped before it finished."""
+        batch = self.batch
+        started = time.monotonic()
+        child: SpawnedChild | None = None
+        try:
+            source = read_source(path)
+            exercise = resolve_exercise(source, batch.exercise_id, batch.exercises)
+            child = self._child_for(exercise)
+            if not batch.todo.empty() and not batch.cancel.is_set():
+                self.spare = (exercise.id, self._spawn(exercise))
+            report = grade_file(
+                path, exercise_id=exercise.id, options=batch.options, spawned=child, cancel=batch.cancel
+            )
+        except UsageError as exc:
+            return self._problem(path, "skipped", str(exc), started)
+        except GraderError as exc:
+            return self._problem(path, "fault", str(exc), started)
+        except Exception as exc:  # noqa: BLE001 - a bug in the grader must not stop the other submissions
+            return self._problem(path, "fault", f"internal error: {type(exc).__name__}: {exc}", started)
+        finally:
+            if child is not None and not child.used:
+                if self.spare is None and not batch.cancel.is_set():
+                    self.spare = (exercise.id, child)  # never given a job (the file did not parse): reuse it
+                else:
+                    child.discard()
+        if batch.cancel.is_set():
+            return None  # stopped part-way: not a finished grading
+        report_file = None
+        if batch.events.save is not None:
+            try:
+                report_file = batch.events.save(path, report)
+            except GraderError as exc:
+                return self._problem(path, "fault", f"graded, but the report was not written: {exc}", started)
+        return entry_from_report(path, report, report_file)
+
+    @staticmethod
+    def _problem(path: Path, status: str, message: str, started: float) -> BatchEntry:
+        return BatchEntry(
+            path=str(path),
+            status=status,  # type: ignore[arg-type]
+            message=message,
+            duration_s=round(time.monotonic() - started, 3),
+        )
+
+
+class _Batch:
+    def __init__(
+        self,
+        paths: list[Path],
+        exercise_id: str | None,
+        options: GradeOptions,
+        events: BatchEvents,
+        cancel: threading.Event,
+    ) -> None:
+        self.paths = paths
+        self.exercise_id = exercise_id
+        self.options = options
+        self.events = events
+        self.cancel = cancel
+        self.exercises = discover_exercises(options.exercise_roots)
+        if exercise_id is not None and exercise_id not in self.exercises:
+            resolve_exercise(read_source(paths[0]), exercise_id, self.exercises)  # raises the usage error
+        self.todo: queue.Queue[tuple[int, Path]] = queue.Queue()
+        for item in enumerate(paths):
+            self.todo.put(item)
+        self.entries: dict[int, BatchEntry] = {}
+        self._lock = threading.Lock()
+
+    def record(self, index: int, entry: BatchEntry) -> None:
+        with self._lock:
+            self.entries[index] = entry
+        self.events.finished(entry)
+
+
+def grade_batch(
+    paths: list[Path],
+    *,
+    exercise_id: str | None = None,
+    options: GradeOptions | None = None,
+    jobs: int | None = None,
+    events: BatchEvents | None = None,
+    cancel: threading.Event | None = None,
+) -> BatchReport:
+    """Grades every file, ``jobs`` at a time, and returns the batch report.
+
+    Setting ``cancel`` (Ctrl-C in the CLI) stops the batch: gradings under way end, none start, and the
+    report lists the finished ones with ``interrupted`` set. A problem with one submission (unreadable,
+    hostile, a fault of the grader on it) becomes that submission's entry and never stops the others.
+    """
+    options = options or GradeOptions()
+    cancel = cancel or threading.Event()
+    jobs = max(1, min(jobs or default_jobs(), MAX_JOBS, len(paths) or 1))
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="grader-batch-") as scratch:
+        if options.cache_dir is None:
+            # No cache of the user's is read or written; one for this batch alone still runs the
+            # reference and its variants once, not once per submission.
+            options = dataclasses.replace(options, cache_dir=Path(scratch))
+        iso = choose_isolation(options.isolation)
+        batch = _Batch(paths, exercise_id, options, events or BatchEvents(), cancel)
+        slots = [_Slot(batch, (for_slot(iso, 2 * n), for_slot(iso, 2 * n + 1))) for n in range(jobs)]
+        for number, slot in enumerate(slots):
+            threading.Thread(target=slot.run, name=f"grader-slot-{number}", daemon=True).start()
+        # Waiting on events, not Thread.join: a join that Ctrl-C interrupts can leave the thread looking
+        # finished while it still runs, and the children it holds must be stopped and removed first.
+        try:
+            for slot in slots:
+                while not slot.done.wait(timeout=0.2):
+                    pass
+        except KeyboardInterrupt:
+            cancel.set()  # Ctrl-C: children under way are stopped within half a second
+            for slot in slots:
+                while not slot.done.wait(timeout=0.2):
+                    pass
+            raise BatchInterrupted(_report(batch, iso, jobs, started, interrupted=True)) from None
+    return _report(batch, iso, jobs, started, interrupted=cancel.is_set())
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch, carrying the report of what finished."""
+
+    def __init__(self, report: BatchReport) -> None:
+        super().__init__()
+        self.report = report
+
+
+def _report(batch: _Batch, iso: Isolation, jobs: int, started: float, *, interrupted: bool) -> BatchReport:
+    entries = [batch.entries[i] for i in sorted(batch.entries)]
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.status] = counts.get(entry.status, 0) + 1
+    return BatchReport(
+        total=len(batch.paths),
+        counts=counts,  # type: ignore[arg-type]
+        interrupted=interrupted or len(entries) < len(batch.paths),
+        isolation=iso.level,
+        jobs=jobs,
+        duration_s=round(time.monotonic() - started, 3),
+        submissions=entries,
+    )
+
+
+__all__ = ["BatchEvents", "BatchInterrupted", "collect_submissions", "default_jobs", "grade_batch", "report_names"]
