@@ -98,11 +98,22 @@ def _write(text: str, output: Path | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    import tempfile
+
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        temp = output.with_name(f".{output.name}.tmp")
-        temp.write_text(text, encoding="utf-8")
-        temp.replace(output)
+        # A temporary name of its own (created exclusively, never through a link someone left), then
+        # renamed: a reader sees the old file or the new one, never half of one.
+        handle, temp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace") as out:
+                out.write(text)
+            os.chmod(temp, 0o644)
+            os.replace(temp, output)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
@@ -204,18 +215,19 @@ def _grade_batch(
     jobs: int | None,
 ) -> int:
     """Grades a batch and writes what was asked; returns the exit code (130 when interrupted)."""
-    from grader.batch import BatchEvents, BatchInterrupted, collect_submissions, grade_batch, report_names
+    from grader.batch import BatchEvents, BatchInterrupted, collect_submissions, grade_batch, report_names, shown
     from grader.render.batch import BatchProgress
     from grader.render.terminal import make_console
 
     if fmt is Format.gradescope and output_dir is None:
         raise UsageError("Gradescope's results.json holds one submission: give --output-dir for a batch")
-    files = collect_submissions(patterns)
+    collected = collect_submissions(patterns)
+    files = collected.files
     names = report_names(files)
 
     def save(path: Path, report: Report) -> str:
         assert output_dir is not None
-        target = output_dir / f"{names[path]}{_EXTENSIONS[fmt]}"
+        target = output_dir / f"{shown(str(names[path]))}{_EXTENSIONS[fmt]}"  # a name safe to print
         text = _rich_text(report, False) if fmt is Format.rich else _render_for_machines(report, fmt, summary=False)
         _write(text, target)
         return str(target)
@@ -229,7 +241,9 @@ def _grade_batch(
     interrupted = False
     with progress:
         try:
-            batch = grade_batch(files, exercise_id=exercise, options=options, jobs=jobs, events=events)  # type: ignore[arg-type]
+            batch = grade_batch(
+                files, linked=collected.linked, exercise_id=exercise, options=options, jobs=jobs, events=events
+            )  # type: ignore[arg-type]
         except BatchInterrupted as stop:
             batch, interrupted = stop.report, True
     _write_batch(batch, fmt, output, color, gradebook)

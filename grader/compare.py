@@ -153,7 +153,10 @@ def _values_message(stats: dict, abs_err: np.ndarray, rtol: float, atol: float) 
     return "; ".join(parts)
 
 
-def describe_wrong_type(what: str, text: str) -> str:
-    """The message for an output that is not an array at all: what it is, then its start."""
+def describe_wrong_type(what: str, text: str | None) -> str:
+    """The message for an output that is not an array at all: what it is, then its start (``None``: not
+    shown, for a hidden case)."""
+    if text is None:
+        return f"expected an array, got {what}"
     shown = text if len(text) <= 80 else text[:79] + "…"
     return f"expected an array, got {what}: {shown}"

@@ -190,6 +190,10 @@ class ArrayGenerator(_Spec):
                 raise ValueError(f"{name}: one_of {drawn.one_of} holds a bool, not a number")
         return self
 
+    def max_elements(self) -> int:
+        """The most elements any drawn shape can hold."""
+        return math.prod(size if isinstance(size, int) else int(size.between[1]) for size in self.shape)
+
     def draw(self, rng: np.random.Generator) -> ArrayFill:
         """A concrete fill recipe, with an array seed of its own drawn from ``rng``."""
         fill = self.fill if isinstance(self.fill, str) else self.fill[int(rng.integers(len(self.fill)))]
@@ -433,9 +437,16 @@ class ExerciseSpec(_Spec):
                     f"expected exactly {sorted(wanted)}"
                 )
             for param in (p for p in params if p.name in wanted):
-                problem = _recipe_problem(generator.inputs[param.name], param)
+                recipe = generator.inputs[param.name]
+                problem = _recipe_problem(recipe, param)
                 if problem:
                     raise ValueError(f"generator {generator.id!r}: {param.name!r} {problem}")
+                limit = self.limits.max_output_elements
+                if isinstance(recipe, ArrayGenerator) and recipe.max_elements() > limit:
+                    raise ValueError(
+                        f"generator {generator.id!r}: {param.name!r} can draw {recipe.max_elements()} elements, "
+                        f"more than limits.max_output_elements ({limit}) for some seed"
+                    )
             clash = sorted(taken & set(generator.case_ids()))
             if clash:
                 raise ValueError(f"generator {generator.id!r} makes case ids that are used already: {clash[:3]}")

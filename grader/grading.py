@@ -398,7 +398,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def sanitize(text: str) -> str:
-    """Escapes control characters (terminal escape sequences included) so text is shown, not obeyed."""
+    """Escapes control characters (terminal escape sequences included) so text is shown, not obeyed, and
+    lone surrogates (undecodable bytes of a file name) so that it can be written as UTF-8."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 

@@ -41,11 +41,14 @@ def _short_library_path(path: str) -> str:
     return path
 
 
+HIDDEN_NOTE = "(not shown: a hidden case)"
+
+
 def _withheld(output: CapturedOutput, case: Case) -> CapturedOutput:
     """What a hidden case printed is not shown (it could print its inputs); how much it printed is."""
     if not case.hidden or output.empty:
         return output
-    note = "(not shown: a hidden case)"
+    note = HIDDEN_NOTE
     return output.model_copy(
         update={
             name: getattr(output, name).model_copy(update={"text": note if getattr(output, name).size else ""})
@@ -74,6 +77,8 @@ def judge_result(
     )
     if result.error is not None:
         info = error_info(result.error, learner_file)
+        if case.hidden:  # the message could carry the inputs (raise ValueError(repr(x))): type and lines only
+            info = info.model_copy(update={"message": HIDDEN_NOTE})
         return CaseResult(
             status="error",
             score=0.0,
@@ -93,7 +98,14 @@ def judge_result(
             )
     elif isinstance(value, ObjectValue):
         comparison = _unusable(
-            expected, rtol, atol, value.type, describe_wrong_type(value.summary or value.type, value.repr)
+            expected,
+            rtol,
+            atol,
+            value.type,
+            # A hidden case names only the type: a summary or repr could show the inputs.
+            describe_wrong_type(f"a {value.type}", None)
+            if case.hidden
+            else describe_wrong_type(value.summary or value.type, value.repr),
         )
     else:
         assert value is not None

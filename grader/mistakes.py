@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,7 +109,15 @@ def run_variants(
     return run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir).outputs
 
 
+_loading = threading.Lock()  # a batch's workers load the same analysis module
+
+
 def load_analysis(exercise: Exercise) -> Callable[..., list[Finding]] | None:
+    with _loading:
+        return _load_analysis(exercise)
+
+
+def _load_analysis(exercise: Exercise) -> Callable[..., list[Finding]] | None:
     path = exercise.catalog_file(exercise.catalog.analysis)
     if path is None:
         return None

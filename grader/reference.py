@@ -32,6 +32,7 @@ TRUSTED = Isolation("process", None)
 MAX_ELEMENTS = 50_000_000
 _computing: dict[str, threading.Lock] = {}  # one lock per cache key: a batch computes each entry once
 _computing_guard = threading.Lock()
+_failed: dict[str, str] = {}  # keys whose run failed in this process, with the error
 
 
 class _CacheEntry(BaseModel):
@@ -121,10 +122,16 @@ def run_trusted(
     with _computing_guard:
         lock = _computing.setdefault(key, threading.Lock())
     with lock:
+        if key in _failed:  # a batch asks again: the same inputs fail the same way
+            raise ReferenceSolutionError(_failed[key])
         cached = _load_cached(_cache_file(cache_dir, program.kind, exercise, key), key)
         if cached is not None and set(cached.outputs) == {c["id"] for c in calls}:
             return cached
-        return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir, key=key)
+        try:
+            return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir, key=key)
+        except ReferenceSolutionError as exc:
+            _failed[key] = str(exc)
+            raise
 
 
 def _run_trusted(

@@ -84,8 +84,24 @@ def test_collect_takes_files_folders_and_globs_once_each(tmp_path: Path) -> None
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("", encoding="utf-8")
     found = collect_submissions([str(tmp_path / "a"), str(tmp_path / "*" / "solution.py"), str(tmp_path / "c.txt")])
-    names = [str(p.relative_to(tmp_path)) for p in found]
+    names = [str(p.relative_to(tmp_path)) for p in found.files]
+    assert not found.linked
     assert names == ["a/helper.py", "a/solution.py", "b/solution.py", "c.txt"]
+
+
+def test_files_reached_through_links_are_marked(tmp_path: Path) -> None:
+    for name in ("class/bob/solution.py", "elsewhere/solution.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("", encoding="utf-8")
+    (tmp_path / "class" / "alice").mkdir()
+    (tmp_path / "class" / "alice" / "solution.py").symlink_to(tmp_path / "class" / "bob" / "solution.py")
+    (tmp_path / "class" / "eve").symlink_to(tmp_path / "elsewhere")
+    by_glob = collect_submissions([str(tmp_path / "class" / "*" / "solution.py")])
+    names = {str(p.relative_to(tmp_path / "class")) for p in by_glob.files}
+    assert names == {"alice/solution.py", "bob/solution.py", "eve/solution.py"}  # bob keeps his own entry
+    assert {str(p.relative_to(tmp_path / "class")) for p in by_glob.linked} == {"alice/solution.py", "eve/solution.py"}
+    by_folder = collect_submissions([str(tmp_path / "class")])  # os.walk does not enter the linked folder
+    assert {str(p.relative_to(tmp_path / "class")) for p in by_folder.linked} == {"alice/solution.py"}
 
 
 @pytest.mark.parametrize("pattern", ["missing.py", "empty", "*.nothing"])
@@ -132,19 +148,39 @@ def test_a_mixed_and_hostile_class_gets_a_correct_gradebook(cache_dir: Path, tmp
     if strong(choose_isolation(level)):  # attacks that only another uid or namespaces keep from the others
         submissions |= {"gus": KILLS_OTHERS, "hal": OVERWRITES.format(folder=str(folder))}
     write_class(folder, submissions)
+    (folder / "ivy").mkdir()
+    (folder / "ivy" / "solution.py").symlink_to(ROOT / "tests" / "fixtures" / "reference" / "toy_scale.py")
+    odd = folder / "j\x1b[31m\nk" / "solution.py"  # a name with an escape sequence and a line break
+    odd.parent.mkdir()
+    odd.write_text(ZEROS, encoding="utf-8")
     before = digest(folder)
     gradebook, reports = tmp_path / "grades.csv", tmp_path / "reports"
-    options = ["--gradebook", str(gradebook), "--output-dir", str(reports), "-f", "json", "--isolation", level]
+    options = [
+        "--gradebook",
+        str(gradebook),
+        "--output-dir",
+        str(reports),
+        "-f",
+        "json",
+        "--isolation",
+        level,
+        "-j",
+        "2",
+    ]
     result = run(cache_dir, str(folder), *options)
 
-    assert result.returncode == 1, result.stderr  # some did not pass; none was a fault
+    assert result.returncode == 2, result.stderr  # one was skipped (the link); none was a fault
     assert digest(folder) == before  # no submission changed another
+    assert "\x1b" not in result.stdout + result.stderr + gradebook.read_text()
     rows = gradebook_rows(gradebook)
-    assert set(rows) == set(submissions)
+    assert set(rows) == {*submissions, "ivy", "j\\x1b[31m\\nk"}
     status = {name: row["status"] for name, row in rows.items()}
+    assert status["ivy"] == "skipped" and "symbolic link" in rows["ivy"]["message"]  # not the reference's grade
+    assert status["j\\x1b[31m\\nk"] == "failed"
     assert status["ada"] == status["fay"] == "passed"
     assert status["bo"] == "failed" and rows["bo"]["diagnosis"] == "values-mismatch"
     assert status["cy"] != "passed" and rows["cy"]["diagnosis"] == "timeout"
+    assert "graded again on its own" in result.stderr  # a timeout beside others is checked alone
     assert status["di"] != "passed" and rows["di"]["diagnosis"] == "crashed"
     assert status["ed"] == "error" and rows["ed"]["diagnosis"] == "syntax-error"
     if "gus" in submissions:
@@ -153,9 +189,11 @@ def test_a_mixed_and_hostile_class_gets_a_correct_gradebook(cache_dir: Path, tmp
 
     batch = json.loads(result.stdout)
     jsonschema.validate(batch, batch_json_schema())
-    assert batch["total"] == len(submissions) and not batch["interrupted"]
-    assert sum(batch["counts"].values()) == len(submissions)
+    assert batch["total"] == len(rows) and not batch["interrupted"]
+    assert sum(batch["counts"].values()) == len(rows)
     for entry in batch["submissions"]:
+        if entry["report"] is None:
+            continue
         saved = json.loads(Path(entry["report_file"]).read_text())
         assert saved == entry["report"]  # the per-submission file is that submission's report
         assert Path(entry["report_file"]).is_relative_to(reports)

@@ -233,6 +233,11 @@ def test_generated_cases_become_the_forms_fixed_cases_use() -> None:
         ({"a": "float"}, {"a": {"fill": "ones", "shape": [2]}}, "'a' is a float, not an array"),
         ({"x": "array"}, {"x": {"one_of": [1.0]}}, "'x' is an array"),
         ({"n": "int"}, {"n": {"between": [0, 2**70]}}, "generator 'gen' cannot make its case 1 (seed 0)"),
+        (
+            {"x": "array"},
+            {"x": {"fill": "ones", "shape": [{"between": [1, 2000]}, {"between": [1, 2000]}]}},
+            "'x' can draw 4000000 elements, more than limits.max_output_elements (1000000) for some seed",
+        ),
     ],
 )
 def test_recipes_that_cannot_make_the_parameters_type_are_refused(parameters: dict, inputs: dict, message: str) -> None:
@@ -362,6 +367,25 @@ def test_what_a_hidden_case_prints_is_not_shown(cache_dir: Path, tmp_path: Path)
     assert "x is" not in by_id["third"].output.stdout.text and by_id["third"].output.stdout.size > 0
     assert "x is" in by_id["first"].output.stdout.text  # visible cases show what they printed
     assert "at import" in report.output.stdout.text
+
+
+def test_a_hidden_case_does_not_show_what_its_exception_or_return_value_says(cache_dir: Path, tmp_path: Path) -> None:
+    folder = copy_toy_exercise(tmp_path)
+    spec = folder / "exercise.toml"
+    spec.write_text(spec.read_text().replace('id = "third"\n', 'id = "third"\nhidden = true\n'))
+    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[folder.parent])
+    for body, leak in (
+        ("raise ValueError('X' + 'IS' + repr(list(x)))", "XIS"),
+        ("return 'X' + 'IS' + repr(list(x))", "XIS"),
+    ):
+        path = tmp_path / "leaks.py"
+        path.write_text(f"def scale(factor, x):\n    {body}\n")
+        report = grade_file(path, exercise_id="toy-scale", options=options)
+        by_id = {c.id: c for c in report.cases}
+        assert leak in by_id["first"].message or (by_id["first"].error and leak in by_id["first"].error.message)
+        hidden = by_id["third"]
+        assert leak not in hidden.model_dump_json(), body
+        assert all(leak not in d.model_dump_json() or "third" not in d.cases[:1] for d in report.diagnoses)
 
 
 # --- the command line ---------------------------------------------------------------------------------

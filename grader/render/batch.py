@@ -56,6 +56,7 @@ class BatchProgress:
         self.console = console
         self.total = total
         self.done = 0
+        self._seen: set[str] = set()
         self._lock = threading.Lock()
         self._progress: Progress | None = None
         self._task = None
@@ -86,8 +87,12 @@ class BatchProgress:
 
     def finished(self, entry: BatchEntry) -> None:
         with self._lock:
-            self.done += 1
+            again = entry.path in self._seen  # graded again on its own (see grade_batch)
+            self._seen.add(entry.path)
+            self.done = len(self._seen)
             line = _line(entry, self.done, self.total)
+            if again:
+                line.append("  (graded again on its own)", style="dim")
             if self._progress is not None and self._task is not None:
                 self._progress.console.print(line)
                 self._progress.update(self._task, completed=self.done)
