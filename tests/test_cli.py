@@ -152,6 +152,7 @@ def test_exercises_and_show(cache_dir: Path) -> None:
     shown = run(cache_dir, "show", "train-eval-dropout")
     assert shown.returncode == 0
     assert "deterministic" in shown.stdout and "def model_train_eval_forward(seed, x, train)" in shown.stdout
+    assert "2 of them hidden" in shown.stdout and "with --seed N, 4 more inputs" in shown.stdout
 
 
 @pytest.mark.parametrize("command", ["grade", "schema", "exercises", "show", "start", "hint", "watch"])

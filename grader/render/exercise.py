@@ -25,6 +25,12 @@ def render_exercise(exercise: Exercise, console: Console) -> None:
     table.add_row("returns", spec.entry_point.returns)
     expanded = " × ".join(f"{len(e.values)} {name} values" for name, e in spec.expand.items())
     table.add_row("graded on", f"{len(spec.cases)} inputs" + (f", each with {expanded}" if expanded else ""))
+    hidden = sum(case.hidden for case in spec.cases)
+    if hidden:
+        table.add_row("", f"{hidden} of them hidden: you see whether they pass, not their inputs")
+    fresh = sum(generator.count for generator in spec.generators)
+    if fresh:
+        table.add_row("", f"with --seed N, {fresh} more inputs made fresh from N (a course may grade with one)")
     table.add_row("tolerance", f"rtol={spec.tolerance.rtol:g}, atol={spec.tolerance.atol:g}")
     console.print(table)
     console.print(f"\nGrade a file with: [bold]grader grade PATH --exercise {spec.id}[/]")
