@@ -276,11 +276,19 @@ def _write_batch(
 
         _write(render_junit_batch(batch), output)
     elif fmt is Format.github:
-        from grader.render.github import render_annotations
+        from grader.render.github import render_annotations, render_ungraded
 
         _append_step_summary(render_batch_summary(batch))
         root = Path(os.environ.get("GITHUB_WORKSPACE") or os.getcwd())
-        _write("".join(render_annotations(e.report, root=root) for e in batch.submissions if e.report), output)
+        _write(
+            "".join(
+                render_annotations(e.report, root=root)
+                if e.report
+                else render_ungraded(e.path, e.status, e.message, root=root)
+                for e in batch.submissions
+            ),
+            output,
+        )
     else:  # rich, and gradescope (its files are in --output-dir): the summary table for people
         from grader.render.terminal import make_console
 

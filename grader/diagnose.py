@@ -193,6 +193,26 @@ def _missing_entry_point(entry_point: str, names: list[str], source: Source) -> 
     )
 
 
+def fresh_diagnosis(results: list[CaseResult]) -> Diagnosis | None:
+    """Every fixed case passes and some fresh case (``--seed``) does not: the function works for the inputs
+    it was shown, not in general."""
+    fixed = [r for r in results if not r.fresh]
+    failing = [r for r in results if r.fresh and r.status != "passed"]
+    if not fixed or not failing or any(r.status != "passed" for r in fixed):
+        return None
+    fresh = sum(r.fresh for r in results)
+    ids = [r.id for r in failing]
+    return Diagnosis(
+        code="fails-fresh-cases",
+        message=f"Every fixed case passes, but {len(ids)} of {fresh} fresh cases do not: the function works "
+        "for the inputs it has seen, not in general.",
+        hint="Compute the output from the arguments alone: no outputs written into the file, no special "
+        "cases for known inputs, no sizes or seeds fixed to the ones in the examples.",
+        evidence=f"fixed cases all passed; fresh cases that did not: {_case_list(ids)}",
+        cases=ids,
+    )
+
+
 def case_diagnoses(results: list[CaseResult], source: Source, *, explained: set[str] | None = None) -> list[Diagnosis]:
     """Findings grouped over cases: each kind of failure once, with the cases that show it.
 

@@ -20,7 +20,14 @@ import numpy as np
 
 import grader
 from grader.cases import Case, build_cases
-from grader.diagnose import case_diagnoses, ending_reason, run_diagnosis, skip_reason, syntax_diagnosis
+from grader.diagnose import (
+    case_diagnoses,
+    ending_reason,
+    fresh_diagnosis,
+    run_diagnosis,
+    skip_reason,
+    syntax_diagnosis,
+)
 from grader.environment import describe_environment
 from grader.errors import GraderError, SandboxError, UsageError
 from grader.exercise import Exercise, discover_exercises
@@ -342,7 +349,8 @@ def judge_outputs(
     )
     explained = {case for d in specific for case in d.cases}
     generic = case_diagnoses(results, source, explained=explained)
-    diagnoses = ([problem] if problem else []) + specific + generic
+    fresh = fresh_diagnosis(results)
+    diagnoses = [d for d in (problem, fresh) if d is not None] + specific + generic
     return results, _with_exercise_hints(exercise, with_exception_hints(diagnoses, exercise.catalog, source))
 
 

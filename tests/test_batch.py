@@ -251,6 +251,24 @@ def test_batch_junit_validates_and_holds_a_suite_per_submission(cache_dir: Path,
     assert int(document.get("failures")) == sum(int(s.get("failures")) for s in suites) > 0
 
 
+def test_batch_github_annotates_every_submission_and_sums_up_the_batch(cache_dir: Path, tmp_path: Path) -> None:
+    from tests.test_formats import WORKFLOW_COMMAND
+
+    paths = write_class(tmp_path / "class", {"a": CORRECT, "b": ZEROS})
+    (tmp_path / "class" / "c").mkdir()
+    (tmp_path / "class" / "c" / "solution.py").symlink_to(paths["a"])
+    summary = tmp_path / "summary.md"
+    summary.write_text("before\n")
+    result = run(cache_dir, str(tmp_path / "class"), "-f", "github", GITHUB_STEP_SUMMARY=str(summary))
+    assert result.returncode == 2, result.stderr  # c is a link: skipped
+    lines = result.stdout.splitlines()
+    assert lines and all(WORKFLOW_COMMAND.match(line) for line in lines)
+    assert any("title=grader%3A skipped" in line and "c/solution.py" in line for line in lines)
+    assert any(line.startswith("::error") and "b/solution.py" in line for line in lines)
+    written = summary.read_text()
+    assert written.startswith("before\n") and written.count("| `") == 3  # a row per submission
+
+
 def test_batch_gradescope_needs_an_output_dir_and_writes_one_results_file_each(cache_dir: Path, tmp_path: Path) -> None:
     write_class(tmp_path / "class", {"a": CORRECT, "b": ZEROS})
     refused = run(cache_dir, str(tmp_path / "class"), "-f", "gradescope")

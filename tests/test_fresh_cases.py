@@ -340,6 +340,24 @@ def test_outputs_hard_coded_for_the_fixed_cases_fail_the_fresh_ones(cache_dir: P
     assert len(fresh) == 8 and all(c.status == "failed" for c in fresh)
     assert all(c.comparison and c.comparison.kind == "values-mismatch" for c in fresh)
     assert all(c.status == "passed" for c in seeded.cases if not c.fresh)
+    first = seeded.diagnoses[0]
+    assert first.code == "fails-fresh-cases" and first.cases == [c.id for c in fresh]
+
+
+@pytest.mark.parametrize(("name", "code"), [("correct.py", None), ("wrong_inverted_flag.py", "deterministic-inverted")])
+def test_fails_fresh_cases_is_only_for_what_passes_every_fixed_case(grade_seeded, name: str, code: str | None) -> None:
+    report = grade_seeded(ROOT / "submissions" / name, 7)
+    assert "fails-fresh-cases" not in [d.code for d in report.diagnoses]
+    assert (report.diagnoses[0].code if report.diagnoses else None) == code
+    assert any(c.fresh for c in report.cases)
+
+
+@pytest.fixture
+def grade_seeded(cache_dir: Path):
+    def _grade(path: Path, seed: int) -> Report:
+        return grade_file(path, options=GradeOptions(cache_dir=cache_dir, seed=seed))
+
+    return _grade
 
 
 def test_hidden_cases_show_neither_inputs_nor_expected_values(grade) -> None:

@@ -46,6 +46,12 @@ def render_annotations(report: Report, *, root: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_ungraded(path: str, status: str, message: str, *, root: Path | None = None) -> str:
+    """The annotation of a batch's submission that has no report (skipped, or a fault of the grader)."""
+    where = _property(_relative(path, root))
+    return f"::error file={where},title={_property('grader: ' + status)}::{_data(message)}\n"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
