@@ -164,8 +164,9 @@ class BatchEvents:
 class _Slot:
     """One worker: grades a submission at a time, with the child for the next one started meanwhile."""
 
-    def __init__(self, batch: _Batch, isolations: tuple[Isolation, Isolation]) -> None:
+    def __init__(self, batch: _Batch, isolations: tuple[Isolation, Isolation], *, ahead: bool = True) -> None:
         self.batch = batch
+        self.ahead = ahead  # start the next submission's child during this one (not when grading alone)
         # Two uids (where children drop privileges), taken in turn: the child started ahead never shares
         # a uid with the submission running meanwhile, which could otherwise signal or trace it.
         self.isolations = isolations
@@ -206,7 +207,7 @@ class _Slot:
 
     def _start_spare(self, exercise: Exercise) -> None:
         """Starts the child for this slot's next submission; a failure only costs that head start."""
-        if self.batch.todo.empty() or self.batch.cancel.is_set():
+        if not self.ahead or self.batch.todo.empty() or self.batch.cancel.is_set():
             return
         try:
             self.spare = (exercise.id, self._spawn(exercise))
@@ -248,7 +249,8 @@ class _Slot:
             try:
                 report_file = batch.events.save(path, report)
             except Exception as exc:  # noqa: BLE001 - the grading stands; the entry says what failed
-                return _problem(path, "fault", f"graded, but the report was not written: {exc}", started)
+                entry = entry_from_report(path, report, None)
+                return entry.model_copy(update={"message": shown(f"{entry.message} (report not written: {exc})")})
         return entry_from_report(path, report, report_file)
 
 
@@ -327,13 +329,21 @@ def grade_batch(
         batch = _Batch(paths, exercise_id, options, events or BatchEvents(), cancel, frozenset(linked))
         try:
             _run_slots(batch, [_Slot(batch, (for_slot(iso, 2 * n), for_slot(iso, 2 * n + 1))) for n in range(jobs)])
-            again = [i for i, e in sorted(batch.entries.items()) if e.diagnosis in LOAD_SENSITIVE]
+            again = [i for i, e in sorted(batch.entries.items()) if _load_sensitive(e)]
             if jobs > 1 and again and not cancel.is_set():
                 batch.queue(again)
-                _run_slots(batch, [_Slot(batch, (for_slot(iso, 0), for_slot(iso, 1)))])
+                _run_slots(batch, [_Slot(batch, (for_slot(iso, 0), for_slot(iso, 1)), ahead=False)])
         except KeyboardInterrupt:
             raise BatchInterrupted(_report(batch, iso, jobs, started)) from None
     return _report(batch, iso, jobs, started)
+
+
+def _load_sensitive(entry: BatchEntry) -> bool:
+    """A verdict another submission's load could have caused: a timeout, crash or memory limit anywhere in
+    the report, or a fault of the grader (a child that could not start in time)."""
+    if entry.status == "fault":
+        return True
+    return entry.report is not None and any(d.code in LOAD_SENSITIVE for d in entry.report.diagnoses)
 
 
 def _run_slots(batch: _Batch, slots: list[_Slot]) -> None:
@@ -343,8 +353,13 @@ def _run_slots(batch: _Batch, slots: list[_Slot]) -> None:
     running: list[_Slot] = []
     try:
         for number, slot in enumerate(slots):
-            threading.Thread(target=slot.run, name=f"grader-slot-{number}", daemon=True).start()
-            running.append(slot)
+            thread = threading.Thread(target=slot.run, name=f"grader-slot-{number}", daemon=True)
+            running.append(slot)  # before start: a Ctrl-C between the two must still wait for it
+            try:
+                thread.start()
+            except BaseException:
+                slot.done.set()
+                raise
         for slot in running:
             while not slot.done.wait(timeout=0.2):
                 pass

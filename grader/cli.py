@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from grader.schema import BatchReport, Report
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_FAULT = 0, 1, 2, 3
+_UMASK = os.umask(0o022)  # read once, at import (on the main thread: os.umask is process-wide)
+os.umask(_UMASK)
 
 app = typer.Typer(
     name="grader",
@@ -108,7 +110,7 @@ def _write(text: str, output: Path | None) -> None:
         try:
             with os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace") as out:
                 out.write(text)
-            os.chmod(temp, 0o644)
+            os.chmod(temp, 0o666 & ~_UMASK)  # as a plain open() would create it
             os.replace(temp, output)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -265,10 +267,19 @@ def _batch_exit_code(batch: BatchReport) -> int:
 def _write_batch(
     batch: BatchReport, fmt: Format, output: Path | None, color: bool | None, gradebook: Path | None
 ) -> None:
-    from grader.render.batch import render_batch_summary, render_gradebook, summary_table
+    """The batch's document, then its gradebook: a gradebook that cannot be written loses nothing else."""
+    try:
+        _write_batch_document(batch, fmt, output, color)
+    finally:
+        if gradebook is not None:
+            from grader.render.batch import render_gradebook
 
-    if gradebook is not None:
-        _write(render_gradebook(batch), gradebook)
+            _write(render_gradebook(batch), gradebook)
+
+
+def _write_batch_document(batch: BatchReport, fmt: Format, output: Path | None, color: bool | None) -> None:
+    from grader.render.batch import render_batch_summary, summary_table
+
     if fmt is Format.json:
         _write(batch.model_dump_json(indent=2) + "\n", output)
     elif fmt is Format.junit:

@@ -197,7 +197,7 @@ def fresh_diagnosis(results: list[CaseResult]) -> Diagnosis | None:
     """Every fixed case passes and some fresh case (``--seed``) does not: the function works for the inputs
     it was shown, not in general."""
     fixed = [r for r in results if not r.fresh]
-    failing = [r for r in results if r.fresh and r.status != "passed"]
+    failing = [r for r in results if r.fresh and r.status in ("failed", "error")]  # skipped: never ran
     if not fixed or not failing or any(r.status != "passed" for r in fixed):
         return None
     fresh = sum(r.fresh for r in results)

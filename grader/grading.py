@@ -349,7 +349,7 @@ def judge_outputs(
     )
     explained = {case for d in specific for case in d.cases}
     generic = case_diagnoses(results, source, explained=explained)
-    fresh = fresh_diagnosis(results)
+    fresh = fresh_diagnosis(results) if problem is None else None
     diagnoses = [d for d in (problem, fresh) if d is not None] + specific + generic
     return results, _with_exercise_hints(exercise, with_exception_hints(diagnoses, exercise.catalog, source))
 

@@ -82,7 +82,7 @@ def judge_result(
         return CaseResult(
             status="error",
             score=0.0,
-            message=_error_message(info, result.error, output_limit=result.output_limit),
+            message=_error_message(info, result.error, output_limit=result.output_limit, hidden=case.hidden),
             error=info,
             **common,
         )
@@ -142,11 +142,11 @@ def _unusable(
     )
 
 
-def _error_message(info: ErrorInfo, error: WireError, *, output_limit: bool = False) -> str:
+def _error_message(info: ErrorInfo, error: WireError, *, output_limit: bool = False, hidden: bool = False) -> str:
     if output_limit:
         return "stopped at the output limit: the case printed too much"
-    if error.exit_code is not None:
-        return f"the submission called sys.exit({error.exit_code})"
+    if error.exit_code is not None:  # a hidden case's exit status could carry an input
+        return "the submission called sys.exit()" if hidden else f"the submission called sys.exit({error.exit_code})"
     first_line = info.message.splitlines()[0] if info.message else ""
     return f"raised {info.type}: {first_line}"[:300]
 

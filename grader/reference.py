@@ -130,7 +130,8 @@ def run_trusted(
         try:
             return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir, key=key)
         except ReferenceSolutionError as exc:
-            _failed[key] = str(exc)
+            if getattr(exc, "deterministic", False):  # not a timeout or crash, which load can cause
+                _failed[key] = str(exc)
             raise
 
 
@@ -164,7 +165,11 @@ def _run_trusted(
         ),
         isolation=TRUSTED,
     )
-    values = _check_trusted_run(exercise, program, run, [c["id"] for c in calls])
+    try:
+        values = _check_trusted_run(exercise, program, run, [c["id"] for c in calls])
+    except ReferenceSolutionError as exc:
+        exc.deterministic = run.ending == "completed"  # type: ignore[attr-defined]
+        raise
     backend = run.hello.backend if run.hello else None
     if cache_dir:
         entry = _CacheEntry(format=CACHE_FORMAT, key=key, backend=backend, outputs=values)

@@ -372,3 +372,17 @@ def test_the_example_workflow_runs_commands_the_cli_accepts() -> None:
         assert words[1] == "grade"
         parsed = command.commands["grade"].make_context("grade", words[2:])  # type: ignore[attr-defined]
         assert parsed.params["paths"] == [env["SUBMISSION"]] and parsed.params["exercise"] == env["EXERCISE"]
+
+
+def test_a_report_that_cannot_be_written_keeps_its_grade(cache_dir: Path, tmp_path: Path) -> None:
+    write_class(tmp_path / "class", {"a": CORRECT, "b": CORRECT})
+    reports, gradebook = tmp_path / "reports", tmp_path / "grades.csv"
+    (reports / "a" / "solution.py.json").mkdir(parents=True)  # a folder where a's report would go
+    result = run(
+        cache_dir, str(tmp_path / "class"), "-f", "json", "--output-dir", str(reports), "--gradebook", str(gradebook)
+    )
+    assert result.returncode == 0, result.stderr
+    rows = gradebook_rows(gradebook)
+    assert rows["a"]["status"] == rows["b"]["status"] == "passed"
+    assert "report not written" in rows["a"]["message"] and rows["a"]["report_file"] == ""
+    assert Path(rows["b"]["report_file"]).is_file()

@@ -103,8 +103,9 @@ class BatchProgress:
 def summary_table(batch: BatchReport) -> Table:
     """Submission, status, score, main diagnosis and time, one row each, with the totals as caption."""
     table = Table(title="Batch", title_justify="left", caption=totals_line(batch), caption_justify="left")
-    for name, justify in (("submission", "left"), ("status", "left"), ("score", "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("submission", overflow="fold")  # a path is shown whole, folded if it must be
+    table.add_column("status", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
     table.add_column("main diagnosis", overflow="fold")
     table.add_column("time", justify="right")
     for entry in batch.submissions:
