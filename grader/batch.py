@@ -238,6 +238,8 @@ class _Slot:
         except UsageError as exc:
             return _problem(path, "skipped", str(exc), started)
         except GraderError as exc:
+            if batch.cancel.is_set():
+                return None  # the reference's run was stopped by the cancel: not a finished grading
             return _problem(path, "fault", str(exc), started)
         finally:
             if child is not None and not child.used:

@@ -283,13 +283,15 @@ def grade_file(
     job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
     submission = _BackgroundChild(job, _limits(exercise), iso, spawned, cancel)
     try:
-        expected = run_reference(exercise, cases, wire, env=trusted_env(options), cache_dir=options.cache_dir)
+        expected = run_reference(
+            exercise, cases, wire, env=trusted_env(options), cache_dir=options.cache_dir, cancel=cancel
+        )
     except BaseException:
         submission.cancel.set()
         submission.join()
         raise
     run = submission.join()
-    results, diagnoses = judge_outputs(exercise, source, cases, wire, run, expected, options)
+    results, diagnoses = judge_outputs(exercise, source, cases, wire, run, expected, options, cancel=cancel)
     environment = describe_environment(backend=expected.backend, isolation=iso, reference_cache=expected.cache)
     imported = run.imported
     import_output = (
@@ -321,6 +323,8 @@ def judge_outputs(
     run: ChildRun,
     expected: Expected,
     options: GradeOptions,
+    *,
+    cancel: threading.Event | None = None,
 ) -> tuple[list[CaseResult], list[Diagnosis]]:
     """Case results, then the diagnoses: how the run ended, the catalog's mistakes, the generic findings."""
     if run.hello is not None and run.hello.preload_error is not None:
@@ -346,6 +350,7 @@ def judge_outputs(
         wire,
         env=trusted_env(options),
         cache_dir=options.cache_dir,
+        cancel=cancel,
     )
     explained = {case for d in specific for case in d.cases}
     generic = case_diagnoses(results, source, explained=explained)

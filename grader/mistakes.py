@@ -99,14 +99,20 @@ def variant_calls(catalog: Catalog, wire_cases: list[dict]) -> list[dict]:
 
 
 def run_variants(
-    exercise: Exercise, cases: list[Case], wire_cases: list[dict], *, env: dict[str, str], cache_dir: Path | None
+    exercise: Exercise,
+    cases: list[Case],
+    wire_cases: list[dict],
+    *,
+    env: dict[str, str],
+    cache_dir: Path | None,
+    cancel: threading.Event | None = None,
 ) -> dict[str, np.ndarray]:
     path = exercise.catalog_file(exercise.catalog.variants)
     calls = variant_calls(exercise.catalog, wire_cases)
     if path is None or not calls:
         return {}
     program = TrustedProgram("variants", path, calls[0]["entry"])
-    return run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir).outputs
+    return run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir, cancel=cancel).outputs
 
 
 _loading = threading.Lock()  # a batch's workers load the same analysis module
@@ -212,6 +218,7 @@ def explain(
     *,
     env: dict[str, str],
     cache_dir: Path | None,
+    cancel: threading.Event | None = None,
 ) -> list[Diagnosis]:
     """The catalog's diagnoses that the outputs support; empty when no case failed on its values."""
     catalog = exercise.catalog
@@ -219,7 +226,7 @@ def explain(
         return []
     tol = exercise.spec.tolerance
     observed = observations(cases, results, actual, expected.outputs)
-    variant_outputs = run_variants(exercise, cases, wire_cases, env=env, cache_dir=cache_dir)
+    variant_outputs = run_variants(exercise, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel)
     findings = variant_findings(catalog, observed, variant_outputs, rtol=tol.rtol, atol=tol.atol)
     if not findings:  # a variant matching every case leaves no room for another mistake
         findings = analysis_findings(exercise, observed, rtol=tol.rtol, atol=tol.atol)

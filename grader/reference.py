@@ -111,13 +111,15 @@ def run_trusted(
     *,
     env: dict[str, str],
     cache_dir: Path | None,
+    cancel: threading.Event | None = None,
 ) -> Expected:
-    """The output of every call of a trusted program: from the cache when it holds them, else from a run.
+    """The output of every call of a trusted program: from the cache when it holds them, else from a run
+    (which setting ``cancel`` stops, as a ``ReferenceSolutionError``).
 
     Threads asking for the same entry at once (a batch) wait for the first one's run, then read the cache.
     """
     if not cache_dir:
-        return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=None, key="")
+        return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=None, key="", cancel=cancel)
     key = cache_key(exercise, cases, program, calls)
     with _computing_guard:
         lock = _computing.setdefault(key, threading.Lock())
@@ -128,7 +130,7 @@ def run_trusted(
         if cached is not None and set(cached.outputs) == {c["id"] for c in calls}:
             return cached
         try:
-            return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir, key=key)
+            return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir, key=key, cancel=cancel)
         except ReferenceSolutionError as exc:
             if getattr(exc, "deterministic", False):  # not a timeout or crash, which load can cause
                 _failed[key] = str(exc)
@@ -144,6 +146,7 @@ def _run_trusted(
     env: dict[str, str],
     cache_dir: Path | None,
     key: str,
+    cancel: threading.Event | None,
 ) -> Expected:
     limits = exercise.spec.limits
     job = ChildJob(
@@ -164,6 +167,7 @@ def _run_trusted(
             max_output_elements=MAX_ELEMENTS,
         ),
         isolation=TRUSTED,
+        cancel=cancel,
     )
     try:
         values = _check_trusted_run(exercise, program, run, [c["id"] for c in calls])
@@ -179,10 +183,17 @@ def _run_trusted(
 
 
 def run_reference(
-    exercise: Exercise, cases: list[Case], wire_cases: list[dict], *, env: dict[str, str], cache_dir: Path | None
+    exercise: Exercise,
+    cases: list[Case],
+    wire_cases: list[dict],
+    *,
+    env: dict[str, str],
+    cache_dir: Path | None,
+    cancel: threading.Event | None = None,
 ) -> Expected:
     """The expected output of every case."""
-    return run_trusted(exercise, reference_program(exercise), cases, wire_cases, env=env, cache_dir=cache_dir)
+    program = reference_program(exercise)
+    return run_trusted(exercise, program, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel)
 
 
 def _check_trusted_run(

@@ -386,3 +386,28 @@ def test_a_report_that_cannot_be_written_keeps_its_grade(cache_dir: Path, tmp_pa
     assert rows["a"]["status"] == rows["b"]["status"] == "passed"
     assert "report not written" in rows["a"]["message"] and rows["a"]["report_file"] == ""
     assert Path(rows["b"]["report_file"]).is_file()
+
+
+def test_ctrl_c_also_stops_a_reference_run_under_way(cache_dir: Path, tmp_path: Path) -> None:
+    roots = tmp_path / "roots"
+    copy_toy_exercise(roots)
+    reference = roots / "reference" / "toy_scale.py"
+    reference.write_text("import time\ntime.sleep(90)\n" + reference.read_text())  # a slow, cold reference
+    write_class(tmp_path / "class", {"a": CORRECT, "b": CORRECT})
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [*GRADER, "grade", str(tmp_path / "class"), "--jobs", "1", "--no-cache"],
+        env=cli_env(tmp_path / "cache", GRADER_EXERCISES=str(roots / "exercises"), TMPDIR=str(scratch)),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(scratch.glob("grader-run-*"))) < 2:
+        time.sleep(0.1)  # the submission's child and the reference's run both exist
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)  # well before the reference's 90 s sleep would end
+    assert proc.returncode == 130, err
+    assert not list(scratch.glob("grader-*"))  # every child's folder removed, the batch's cache too
