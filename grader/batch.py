@@ -24,7 +24,7 @@ from pathlib import Path
 
 from grader.errors import GraderError, UsageError
 from grader.exercise import Exercise, discover_exercises
-from grader.grading import GradeOptions, grade_file, resolve_exercise, sanitize, spawn_for
+from grader.grading import GradeOptions, grade_file, named_exercise, resolve_exercise, sanitize, spawn_for
 from grader.sandbox.isolation import MAX_SLOTS, Isolation, choose_isolation, for_slot
 from grader.sandbox.process import SpawnedChild
 from grader.schema import BatchEntry, BatchReport, Report
@@ -156,7 +156,6 @@ def default_jobs() -> int:
 class BatchEvents:
     """What a front end hears while a batch runs (from worker threads: the callbacks must be thread-safe)."""
 
-    started: Callable[[Path], None] = lambda _path: None
     finished: Callable[[BatchEntry], None] = lambda _entry: None
     save: Callable[[Path, Report], str | None] | None = None  # writes a report, returns the file written
 
@@ -183,7 +182,6 @@ class _Slot:
                     return
                 started = time.monotonic()
                 try:
-                    self.batch.events.started(path)
                     entry = self._grade(path, started)
                 except Exception as exc:  # noqa: BLE001 - a bug in the grader must not stop the others
                     entry = _problem(path, "fault", f"internal error: {type(exc).__name__}: {exc}", started)
@@ -282,8 +280,8 @@ class _Batch:
         self.events = events
         self.cancel = cancel
         self.exercises = discover_exercises(options.exercise_roots)
-        if exercise_id is not None and exercise_id not in self.exercises:
-            resolve_exercise(read_source(paths[0]), exercise_id, self.exercises)  # raises the usage error
+        if exercise_id is not None:
+            named_exercise(exercise_id, self.exercises)  # an unknown one is a usage error before any grading
         self.todo: queue.Queue[tuple[int, Path]] = queue.Queue()
         self.queue(range(len(paths)))
         self.entries: dict[int, BatchEntry] = {}

@@ -23,6 +23,11 @@ import typer
 from grader.errors import GraderError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.console import Console
+
+    from grader.grading import GradeOptions
     from grader.schema import BatchReport, Report
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_FAULT = 0, 1, 2, 3
@@ -192,8 +197,10 @@ def grade(
 def _is_batch(paths: list[str], gradebook: Path | None, output_dir: Path | None) -> bool:
     if len(paths) != 1 or gradebook is not None or output_dir is not None:
         return True
+    from grader.batch import GLOB_CHARACTERS
+
     path = Path(paths[0])
-    return path.is_dir() or (not path.exists() and any(c in paths[0] for c in "*?["))
+    return path.is_dir() or (not path.exists() and bool(GLOB_CHARACTERS & set(paths[0])))
 
 
 _EXTENSIONS = {
@@ -208,7 +215,7 @@ _EXTENSIONS = {
 def _grade_batch(
     patterns: list[str],
     exercise: str | None,
-    options: object,
+    options: GradeOptions,
     fmt: Format,
     output: Path | None,
     color: bool | None,
@@ -219,7 +226,7 @@ def _grade_batch(
     """Grades a batch and writes what was asked; returns the exit code (130 when interrupted)."""
     from grader.batch import BatchEvents, BatchInterrupted, collect_submissions, grade_batch, report_names, shown
     from grader.render.batch import BatchProgress
-    from grader.render.terminal import make_console
+    from grader.render.terminal import make_console, render_report
 
     if fmt is Format.gradescope and output_dir is None:
         raise UsageError("Gradescope's results.json holds one submission: give --output-dir for a batch")
@@ -230,7 +237,11 @@ def _grade_batch(
     def save(path: Path, report: Report) -> str:
         assert output_dir is not None
         target = output_dir / f"{shown(str(names[path]))}{_EXTENSIONS[fmt]}"  # a name safe to print
-        text = _rich_text(report, False) if fmt is Format.rich else _render_for_machines(report, fmt, summary=False)
+        text = (
+            _drawn_text(lambda console: render_report(report, console), False)
+            if fmt is Format.rich
+            else _render_for_machines(report, fmt, summary=False)
+        )
         _write(text, target)
         return str(target)
 
@@ -245,7 +256,7 @@ def _grade_batch(
         try:
             batch = grade_batch(
                 files, linked=collected.linked, exercise_id=exercise, options=options, jobs=jobs, events=events
-            )  # type: ignore[arg-type]
+            )
         except BatchInterrupted as stop:
             batch, interrupted = stop.report, True
     _write_batch(batch, fmt, output, color, gradebook)
@@ -301,16 +312,7 @@ def _write_batch_document(batch: BatchReport, fmt: Format, output: Path | None, 
             output,
         )
     else:  # rich, and gradescope (its files are in --output-dir): the summary table for people
-        from grader.render.terminal import make_console
-
-        if output is None:
-            make_console(color=color).print(summary_table(batch))
-            return
-        import io
-
-        buffer = io.StringIO()
-        make_console(color=bool(color), file=buffer, width=120).print(summary_table(batch))
-        _write(buffer.getvalue(), output)
+        _show(lambda console: console.print(summary_table(batch)), output, color)
 
 
 def _append_step_summary(markdown: str) -> None:
@@ -340,23 +342,31 @@ def _render_for_machines(report: Report, fmt: Format, *, summary: bool = True) -
     return render_json(report)
 
 
-def _rich_text(report: Report, color: bool | None) -> str:
+def _drawn_text(draw: Callable[[Console], None], color: bool | None) -> str:
+    """What ``draw`` prints, as text for a file (100 columns; escape codes only with --color)."""
     import io
 
-    from grader.render.terminal import make_console, render_report
+    from grader.render.terminal import make_console
 
     buffer = io.StringIO()
-    render_report(report, make_console(color=bool(color), file=buffer, width=100))
+    draw(make_console(color=bool(color), file=buffer, width=100))
     return buffer.getvalue()
 
 
-def _print_rich(report: Report, output: Path | None, color: bool | None) -> None:
-    from grader.render.terminal import make_console, render_report
+def _show(draw: Callable[[Console], None], output: Path | None, color: bool | None) -> None:
+    """Prints what ``draw`` prints: on stdout, or into ``output``."""
+    from grader.render.terminal import make_console
 
     if output is None:
-        render_report(report, make_console(color=color))
+        draw(make_console(color=color))
         return
-    _write(_rich_text(report, color), output)
+    _write(_drawn_text(draw, color), output)
+
+
+def _print_rich(report: Report, output: Path | None, color: bool | None) -> None:
+    from grader.render.terminal import render_report
+
+    _show(lambda console: render_report(report, console), output, color)
 
 
 @app.command()

@@ -20,7 +20,14 @@ class SpecError(GraderError):
 
 
 class ReferenceSolutionError(GraderError):
-    """The reference solution failed to produce the expected outputs."""
+    """The reference solution failed to produce the expected outputs.
+
+    ``transient``: the run ended early (a timeout, a crash, a cancel), which another run may not repeat.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class SandboxError(GraderError):

@@ -61,13 +61,18 @@ class GradeOptions:
     seed: int | None = None  # adds the fresh cases the exercise's generators make for this seed
 
 
+def named_exercise(exercise_id: str, exercises: dict[str, Exercise]) -> Exercise:
+    """The exercise with this id; a usage error that lists the known ones otherwise."""
+    if exercise_id not in exercises:
+        known = ", ".join(sorted(exercises)) or "none"
+        raise UsageError(f"unknown exercise {exercise_id!r} (known: {known})")
+    return exercises[exercise_id]
+
+
 def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[str, Exercise]) -> Exercise:
     """The exercise named, or else the one whose entry point the file defines."""
     if exercise_id is not None:
-        if exercise_id not in exercises:
-            known = ", ".join(sorted(exercises)) or "none"
-            raise UsageError(f"unknown exercise {exercise_id!r} (known: {known})")
-        return exercises[exercise_id]
+        return named_exercise(exercise_id, exercises)
     if not exercises:
         raise UsageError("no exercises are installed")
     names = source.names or _names_by_text(source.text, exercises)

@@ -7,6 +7,7 @@ the JAX/XLA settings in the environment. Changing any of them misses the cache a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,7 +33,7 @@ TRUSTED = Isolation("process", None)
 MAX_ELEMENTS = 50_000_000
 _computing: dict[str, threading.Lock] = {}  # one lock per cache key: a batch computes each entry once
 _computing_guard = threading.Lock()
-_failed: dict[str, str] = {}  # keys whose run failed in this process, with the error
+_failed: dict[str, str] = {}  # keys whose run failed (not transiently) in this process, with the error
 
 
 class _CacheEntry(BaseModel):
@@ -116,40 +117,46 @@ def run_trusted(
     """The output of every call of a trusted program: from the cache when it holds them, else from a run
     (which setting ``cancel`` stops, as a ``ReferenceSolutionError``).
 
-    Threads asking for the same entry at once (a batch) wait for the first one's run, then read the cache.
+    Threads asking for the same entry at once (a batch) wait for the first one's run, then read the cache;
+    a run that failed other than by ending early fails again at once.
     """
-    if not cache_dir:
-        return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=None, key="", cancel=cancel)
-    key = cache_key(exercise, cases, program, calls)
-    with _computing_guard:
-        lock = _computing.setdefault(key, threading.Lock())
-    with lock:
-        if key in _failed:  # a batch asks again: the same inputs fail the same way
+    key = cache_key(exercise, cases, program, calls) if cache_dir else ""
+    with _entry_lock(key):
+        if key in _failed:
             raise ReferenceSolutionError(_failed[key])
-        cached = _load_cached(_cache_file(cache_dir, program.kind, exercise, key), key)
+        cache_file = _cache_file(cache_dir, program.kind, exercise, key) if cache_dir else None
+        cached = _load_cached(cache_file, key) if cache_file else None
         if cached is not None and set(cached.outputs) == {c["id"] for c in calls}:
             return cached
+        run = run_child(
+            _trusted_job(exercise, program, calls, env),
+            _trusted_limits(exercise),
+            isolation=TRUSTED,
+            cancel=cancel,
+        )
         try:
-            return _run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir, key=key, cancel=cancel)
+            values = _check_trusted_run(exercise, program, run, [c["id"] for c in calls])
         except ReferenceSolutionError as exc:
-            if getattr(exc, "deterministic", False):  # not a timeout or crash, which load can cause
+            if key and not exc.transient:
                 _failed[key] = str(exc)
             raise
+    backend = run.hello.backend if run.hello else None
+    if cache_file:
+        _store(cache_file, _CacheEntry(format=CACHE_FORMAT, key=key, backend=backend, outputs=values))
+    outputs = {call_id: value.to_numpy(MAX_ELEMENTS) for call_id, value in values.items()}
+    return Expected(outputs, backend, "miss" if cache_dir else "off")
 
 
-def _run_trusted(
-    exercise: Exercise,
-    program: TrustedProgram,
-    cases: list[Case],
-    calls: list[dict],
-    *,
-    env: dict[str, str],
-    cache_dir: Path | None,
-    key: str,
-    cancel: threading.Event | None,
-) -> Expected:
-    limits = exercise.spec.limits
-    job = ChildJob(
+def _entry_lock(key: str) -> threading.Lock | contextlib.nullcontext[None]:
+    """The lock of one cache entry; none without a cache (nothing is shared then)."""
+    if not key:
+        return contextlib.nullcontext()
+    with _computing_guard:
+        return _computing.setdefault(key, threading.Lock())
+
+
+def _trusted_job(exercise: Exercise, program: TrustedProgram, calls: list[dict], env: dict[str, str]) -> ChildJob:
+    return ChildJob(
         source=program.path.read_text(encoding="utf-8"),
         filename=str(program.path),
         entry_point=program.entry_point,
@@ -157,29 +164,18 @@ def _run_trusted(
         preload=list(exercise.spec.preload),
         env=env,
     )
-    run = run_child(
-        job,
-        ChildLimits(
-            import_timeout_s=max(limits.import_timeout_s, 120.0),
-            case_timeout_s=max(limits.case_timeout_s, 60.0),
-            memory_mb=max(limits.memory_mb, 8192),
-            capture_bytes=limits.capture_bytes,
-            max_output_elements=MAX_ELEMENTS,
-        ),
-        isolation=TRUSTED,
-        cancel=cancel,
+
+
+def _trusted_limits(exercise: Exercise) -> ChildLimits:
+    """The exercise's limits, raised: the grader's own code is not what they guard against."""
+    limits = exercise.spec.limits
+    return ChildLimits(
+        import_timeout_s=max(limits.import_timeout_s, 120.0),
+        case_timeout_s=max(limits.case_timeout_s, 60.0),
+        memory_mb=max(limits.memory_mb, 8192),
+        capture_bytes=limits.capture_bytes,
+        max_output_elements=MAX_ELEMENTS,
     )
-    try:
-        values = _check_trusted_run(exercise, program, run, [c["id"] for c in calls])
-    except ReferenceSolutionError as exc:
-        exc.deterministic = run.ending == "completed"  # type: ignore[attr-defined]
-        raise
-    backend = run.hello.backend if run.hello else None
-    if cache_dir:
-        entry = _CacheEntry(format=CACHE_FORMAT, key=key, backend=backend, outputs=values)
-        _store(_cache_file(cache_dir, program.kind, exercise, key), entry)
-    outputs = {call_id: value.to_numpy(MAX_ELEMENTS) for call_id, value in values.items()}
-    return Expected(outputs, backend, "miss" if cache_dir else "off")
 
 
 def run_reference(
@@ -219,5 +215,6 @@ def _check_trusted_run(
         values[result.case] = result.value
     if list(values) != call_ids:
         stderr = run.stray_stderr.decode("utf-8", "replace")[-2000:]
-        raise ReferenceSolutionError(f"{where}: the run ended early ({run.ending}: {run.detail})\n{stderr}")
+        message = f"{where}: the run ended early ({run.ending}: {run.detail})\n{stderr}"
+        raise ReferenceSolutionError(message, transient=True)  # a timeout or crash: load or a cancel can cause it
     return values

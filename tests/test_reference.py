@@ -81,3 +81,29 @@ def test_bundled_correct_example_is_not_the_reference() -> None:
     assert (SUBMISSIONS / "correct.py").read_text() != (
         FIXTURES.parent.parent / "reference" / "train_eval_dropout.py"
     ).read_text()
+
+
+@pytest.mark.parametrize(
+    ("body", "runs"),
+    [
+        ("    raise RuntimeError('broken')\n", 1),  # fails the same way every time: run once
+        ("    import os\n    os._exit(3)\n", 2),  # ended early, which load can cause: tried again
+    ],
+)
+def test_a_failing_reference_runs_again_only_when_it_ended_early(
+    toy: Path, monkeypatch: pytest.MonkeyPatch, body: str, runs: int
+) -> None:
+    import grader.reference as reference
+    from grader.errors import ReferenceSolutionError
+    from grader.grading import wire_cases
+
+    (toy / "reference" / "toy_scale.py").write_text("def scale(factor, x):\n" + body)
+    exercise = load_exercise(toy / "exercises" / "toy-scale")
+    cases = build_cases(exercise)
+    started = []
+    real_run_child = reference.run_child
+    monkeypatch.setattr(reference, "run_child", lambda *a, **k: started.append(1) or real_run_child(*a, **k))
+    for _ in range(2):
+        with pytest.raises(ReferenceSolutionError):
+            reference.run_reference(exercise, cases, wire_cases(exercise, cases), env={}, cache_dir=toy / "cache")
+    assert len(started) == runs

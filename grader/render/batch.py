@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import threading
-from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console
@@ -55,7 +54,6 @@ class BatchProgress:
     def __init__(self, console: Console, total: int, *, live: bool) -> None:
         self.console = console
         self.total = total
-        self.done = 0
         self._seen: set[str] = set()
         self._lock = threading.Lock()
         self._progress: Progress | None = None
@@ -82,15 +80,11 @@ class BatchProgress:
         if self._progress is not None:
             self._progress.stop()
 
-    def started(self, _path: Path) -> None:
-        return None
-
     def finished(self, entry: BatchEntry) -> None:
         with self._lock:
             again = entry.path in self._seen  # graded again on its own (see grade_batch)
             self._seen.add(entry.path)
-            self.done = len(self._seen)
-            line = _line(entry, self.done, self.total)
+            line = _line(entry, len(self._seen), self.total)
             if again:
                 line.append("  (graded again on its own)", style="dim")
             if self._progress is not None and self._task is not None:
