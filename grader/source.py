@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import ast
 import difflib
+import errno
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,17 +45,36 @@ class Source:
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
+LINK_REFUSED = (
+    "is a symbolic link, or lies below a linked folder: the grader reads only a regular file where it lies "
+    "(a link could stand for another learner's file or the reference); copy the file itself there"
+)
+
+
 def read_source(path: Path) -> Source:
-    """Reads and parses a submission. A missing or unreadable file is a usage error; bad code is not."""
-    if not path.exists():
-        raise UsageError(f"no such file: {path}")
-    if not path.is_file():
-        raise UsageError(f"not a file: {path}")
+    """Reads and parses a submission. A missing or unreadable file is a usage error; bad code is not.
+
+    Only a regular file is read, and never through a symbolic link: neither the file itself nor a folder
+    on the way as the path was given (below the working directory for an absolute path) may be one. The
+    file is opened without following a link and checked after opening, so a link swapped in between
+    is refused too. What a refused path points to is never read, so none of its text can be shown.
+    """
+    _refuse_linked_folders(path)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_SOURCE_BYTES + 1)
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError as exc:
+        raise UsageError(f"no such file: {path}") from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UsageError(f"{path} {LINK_REFUSED}") from exc
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with os.fdopen(handle, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise UsageError(f"not a regular file: {path}")
+        try:
+            data = stream.read(MAX_SOURCE_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     digest = hashlib.sha256(data).hexdigest()
     if len(data) > MAX_SOURCE_BYTES:
         problem = SyntaxProblem(f"the file is larger than {MAX_SOURCE_BYTES // 1024} KiB", None, None, None)
@@ -63,6 +85,20 @@ def read_source(path: Path) -> Source:
         problem = SyntaxProblem(f"the file is not UTF-8 text (byte {exc.start})", None, None, None)
         return Source(path, "", digest, problem)
     return parse_source(path, text, digest)
+
+
+def _refuse_linked_folders(path: Path) -> None:
+    """A usage error when a folder on the way to ``path`` is a symbolic link: every folder of a relative
+    path as given, and of an absolute one those below the working directory."""
+    absolute = Path(os.path.abspath(path))
+    base = Path.cwd() if not path.is_absolute() or absolute.is_relative_to(Path.cwd()) else absolute.parent
+    if not absolute.is_relative_to(base):  # a relative path that climbs out with ..: check all of it
+        base = Path(absolute.anchor)
+    folder = base
+    for part in absolute.parent.relative_to(base).parts:
+        folder = folder / part
+        if folder.is_symlink():
+            raise UsageError(f"{path} {LINK_REFUSED}")
 
 
 def parse_source(path: Path, text: str, digest: str = "") -> Source:

@@ -211,8 +211,61 @@ def _apply_limits(limits: dict) -> None:
             resource.setrlimit(which, (value, value))
 
 
+_CLONE_NEWNS, _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20000, 1, 32, 4096, 16384, 1 << 18
+_dropped = False  # whether this process has become the sandbox's own uid (see _lifeline)
+
+
+def _mount(source: str | None, target: str, kind: str | None, flags: int, data: str | None = None) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    encode = lambda text: None if text is None else text.encode()  # noqa: E731
+    if libc.mount(encode(source), encode(target), encode(kind), ctypes.c_ulong(flags), encode(data)) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"mount {target}: {os.strerror(error)}")
+
+
+def _open_up(reach: list[str]) -> None:
+    """Makes ``reach`` (folders of the Python environment under a folder only root may enter, such as
+    /root) readable by the uid about to be taken, in a mount namespace of this process's own: the closed
+    folder is covered by an empty tmpfs holding just the way down to each of them, bound read-only. The
+    rest of what the closed folder held is out of sight. Runs as root, before any submission code."""
+    if not reach:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNS) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"unshare: {os.strerror(error)}")
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+    handles = {path: os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for path in reach}
+    covered: list[str] = []
+    for path in reach:
+        closed = _outermost_closed(path)
+        if closed not in covered:
+            _mount("tmpfs", closed, "tmpfs", 0, "mode=0755,size=1m")
+            covered.append(closed)
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{handles[path]}", path, None, _MS_BIND | _MS_REC)
+        _mount(None, path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
+    for handle in handles.values():
+        os.close(handle)
+
+
+def _outermost_closed(path: str) -> str:
+    """The first folder on the way to ``path`` that others may not enter (or ``path`` itself)."""
+    parts = os.path.abspath(path).split(os.sep)
+    for end in range(2, len(parts) + 1):
+        folder = os.sep.join(parts[:end])
+        if not os.stat(folder).st_mode & 0o001:
+            return folder
+    return path
+
+
 def _drop_privileges(drop_to: list[int] | None) -> None:
     """Becomes an unprivileged user for good (the grader runs as root): no way back for the submission."""
+    global _dropped
     if not drop_to:
         return
     uid, gid = int(drop_to[0]), int(drop_to[1])
@@ -220,6 +273,34 @@ def _drop_privileges(drop_to: list[int] | None) -> None:
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     os.environ["USER"] = os.environ["LOGNAME"] = "nobody"
+    _dropped = True
+
+
+def _lifeline(fd: int) -> None:
+    """Watches the lifeline from the grader in a thread: at end-of-file (the grader is gone, however it
+    died) everything this child started dies with it. Once the uid is the sandbox's own, that is every
+    process of the uid (daemons in other sessions too); before, the process group."""
+    import threading
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            os.read(fd, 1)
+        with contextlib.suppress(OSError):
+            if _dropped and os.getuid() != 0:
+                os.kill(-1, signal.SIGKILL)  # every process of this uid but this one
+            os.killpg(0, signal.SIGKILL)
+        os._exit(137)
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
+
+
+def _probe_reach(argv: list[str]) -> None:
+    """``--probe-reach UID GID PATH...``: opens PATHs up as a child would, drops to UID, and exits 0 when
+    each of them can then be read (the grader's check, before it relies on this)."""
+    _open_up(argv[2:])
+    _drop_privileges([int(argv[0]), int(argv[1])])
+    readable = all(os.access(path, os.R_OK | os.X_OK) for path in argv[2:])
+    os._exit(0 if readable and os.access(sys.executable, os.X_OK) else 1)
 
 
 def _decode_arg(spec: dict):
@@ -379,8 +460,12 @@ def _watchdog(timeout: float | None) -> float | None:
 
 def main(argv: list[str]) -> None:
     """Preloads, says hello, then waits for the job: a child can be started before its job exists."""
+    if argv[1:2] == ["--probe-reach"]:
+        _probe_reach(argv[2:])
     out = int(argv[2])
     preload = [name for name in (argv[3] if len(argv) > 3 else "").split(",") if name]
+    if len(argv) > 4:
+        _lifeline(int(argv[4]))
     try:
         hello = {"type": "hello", "python": sys.version.split()[0], **_preload(preload)}
         hello["warmed"] = _warm_up()
@@ -399,6 +484,7 @@ def main(argv: list[str]) -> None:
         return
     limits = job.get("rlimits", {})
     _apply_limits(limits)
+    _open_up(job.get("reach", []))
     _drop_privileges(job.get("drop_to"))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     _strip_sys_path(job.pop("hidden_paths", []))  # not left lying in memory for the submission to read

@@ -9,18 +9,31 @@ Two levels:
 - ``process``: a plain child process (own session, scrubbed environment, resource limits).
 
 On top of either, a grader running as root makes the child drop to an unprivileged uid before any
-submission code runs. ``GRADER_ISOLATION`` (``auto``, ``bwrap`` or ``process``) chooses; ``auto`` takes
+submission code runs: a uid leased for that child alone (see ``UidLease``), whose every process is killed
+when the child is done. ``GRADER_ISOLATION`` (``auto``, ``bwrap`` or ``process``) chooses; ``auto`` takes
 bwrap when it is installed and works here.
+
+A submission never runs as root. Where the Python environment is not reachable by another user (a pyenv
+or virtual environment under ``/root``), a ``process`` child opens just those folders to itself in a
+mount namespace of its own before it drops privileges; where the kernel refuses that, the grader stops
+with a fault that says how to fix the set-up, unless ``GRADER_ALLOW_ROOT_CHILD=1`` says otherwise (and
+every report then says the submission ran as root).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,9 +41,18 @@ from typing import Literal
 from grader.errors import SandboxError
 
 ISOLATION_ENV = "GRADER_ISOLATION"
-SANDBOX_UID = 65534  # nobody
+ALLOW_ROOT_ENV = "GRADER_ALLOW_ROOT_CHILD"
+# Children's uids: 65533 downwards, ids Debian reserves and never assigns (not 65534, nobody, whose
+# processes on a real machine are not the grader's to kill).
+SANDBOX_UID = 65533
 SANDBOX_GID = 65534  # nogroup
-MAX_SLOTS = 64  # children at once, each with its own uid below SANDBOX_UID
+MAX_SLOTS = 64  # children at once, each with its own uid at or below SANDBOX_UID
+HARNESS = Path(__file__).with_name("harness.py")
+ROOT_FIX = (
+    "install the grader in a Python environment that other users can read (for example a virtual environment "
+    "made from /usr/bin/python3 under /opt), or install bubblewrap; to run submissions as root anyway, set "
+    f"{ALLOW_ROOT_ENV}=1"
+)
 TMPFS_BYTES = 64 * 1024 * 1024
 SYSTEM_DIRS = ("/usr",)
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -44,6 +66,9 @@ class Isolation:
     drop_to: tuple[int, int] | None  # (uid, gid) the child switches to, when the grader is root
     bwrap: str | None = None
     note: str = ""  # a weakness to state in the report
+    # Folders of the Python environment the unprivileged uid cannot reach: the child opens them to itself
+    # in a mount namespace of its own before dropping privileges (process level as root).
+    reach: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -91,13 +116,33 @@ def choose_isolation(requested: str | None = None) -> Isolation:
         return Isolation("bwrap", drop_to, bwrap)
     if wanted == "bwrap":
         raise SandboxError("bubblewrap (bwrap) was asked for but is not installed or does not work here")
-    if drop_to and not all(_world_readable(p) for p in environment_paths()):
-        # Without mounts of its own, another user must be able to reach the Python installation.
-        note = "runs as root: the Python installation is not readable by an unprivileged user"
-        return Isolation("process", None, note=note)
     if not drop_to:
         return Isolation("process", None, note="runs as the grader's own user")
-    return Isolation("process", drop_to)
+    unreachable = tuple(str(p) for p in environment_paths() if not _world_readable(p))
+    if not unreachable:
+        return Isolation("process", drop_to)
+    if _can_open_up(unreachable):
+        note = "the Python environment opened to the sandbox user in a mount namespace of its own"
+        return Isolation("process", drop_to, note=note, reach=unreachable)
+    if os.environ.get(ALLOW_ROOT_ENV) == "1":
+        note = f"RUNS AS ROOT ({ALLOW_ROOT_ENV}=1): the submission can read and change anything the grader can"
+        return Isolation("process", None, note=note)
+    raise SandboxError(
+        f"refusing to run a submission as root: the Python environment ({', '.join(unreachable)}) is not readable "
+        f"by an unprivileged user and this kernel refuses a mount namespace to open it up; {ROOT_FIX}"
+    )
+
+
+@functools.cache
+def _can_open_up(paths: tuple[str, ...]) -> bool:
+    """Whether a child can open ``paths`` to an unprivileged uid in a mount namespace of its own (a dry run
+    of what the harness does before dropping privileges: it must end able to read the interpreter)."""
+    probe = [sys.executable, "-I", str(HARNESS), "--probe-reach", str(SANDBOX_UID), str(SANDBOX_GID), *paths]
+    try:
+        result = subprocess.run(probe, capture_output=True, timeout=30, start_new_session=True)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
 
 
 def for_slot(iso: Isolation, slot: int) -> Isolation:
@@ -112,6 +157,120 @@ def for_slot(iso: Isolation, slot: int) -> Isolation:
     if not 0 < slot < MAX_SLOTS:
         raise ValueError(f"slot {slot} is out of range (at most {MAX_SLOTS} children at once)")
     return dataclasses.replace(iso, drop_to=(SANDBOX_UID - slot, SANDBOX_GID))
+
+
+class UidLease:
+    """A uid held by one child alone, on this machine, for as long as the child lives.
+
+    Leases are ``flock``s on files in a folder only root can write, so two graders (or two threads of one)
+    never hand out the same uid. Taking a lease, and giving it back, kills every process of that uid until
+    none is left and removes what it left in ``/tmp`` and ``/dev/shm``: a daemon that a submission started,
+    even one whose grader was killed, is gone before the uid serves another submission.
+    """
+
+    def __init__(self, uid: int, handle: int) -> None:
+        self.uid = uid
+        self._handle = handle
+
+    @classmethod
+    def take(cls, first: int = SANDBOX_UID) -> UidLease:
+        folder = _lease_folder()
+        for uid in [*range(first, SANDBOX_UID - MAX_SLOTS, -1), *range(SANDBOX_UID, first, -1)]:
+            handle = os.open(folder / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(handle)
+                continue
+            lease = cls(uid, handle)
+            clear_uid(uid)
+            return lease
+        raise SandboxError(f"no free sandbox uid: {MAX_SLOTS} children are running already")
+
+    def release(self) -> None:
+        if self._handle < 0:
+            return
+        try:
+            clear_uid(self.uid)
+        finally:
+            os.close(self._handle)  # closing drops the flock
+            self._handle = -1
+
+
+def _lease_folder() -> Path:
+    """``<tmp>/jax-grader-uids-<euid>``: made by this user, mode 0700; anything else there is refused."""
+    folder = Path(tempfile.gettempdir()) / f"jax-grader-uids-{os.geteuid()}"
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise SandboxError(f"{folder} is not a private folder of the grader's user: remove it and try again")
+    return folder
+
+
+def clear_uid(uid: int, *, rounds: int = 100) -> None:
+    """Kills every process of ``uid`` until none is left (a daemon that keeps forking is caught in a later
+    round: SIGKILL stops it where it stands), reaps those orphaned to this process, then removes the
+    files and folders ``uid`` owns at the top of ``/tmp`` and ``/dev/shm``."""
+    me = os.getpid()
+    for _ in range(rounds):
+        found = _processes_of(uid)
+        if not found:
+            break
+        for pid, parent in found:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            if parent == me:
+                with contextlib.suppress(OSError):
+                    os.waitpid(pid, 0)
+        time.sleep(0.01)
+    for folder in ("/tmp", "/dev/shm", tempfile.gettempdir()):
+        _remove_owned(folder, uid)
+
+
+def _processes_of(uid: int) -> list[tuple[int, int]]:
+    """(pid, parent pid) of every live process of ``uid`` (zombies excepted: they are already dead)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields and fields[0] not in (b"Z", b"X"):
+            found.append((int(entry.name), int(fields[1])))
+    return found
+
+
+def _remove_owned(folder: str, uid: int) -> None:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            info = entry.stat(follow_symlinks=False)
+            if info.st_uid != uid:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                remove_tree(entry.path)
+            else:
+                os.unlink(entry.path)  # a link is removed, never followed
+
+
+def remove_tree(path: str) -> None:
+    """Removes a tree that a child made, however deep and whatever permissions it set, never following a
+    symbolic link (chmod and rm walk it without recursion limits)."""
+    for command in (["chmod", "-R", "u+rwX", "--", path], ["rm", "-rf", "--one-file-system", "--", path]):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(command, capture_output=True, timeout=60, check=False)
+    if os.path.lexists(path):
+        with contextlib.suppress(OSError, RecursionError):
+            shutil.rmtree(path)  # without coreutils, best effort (no chmod: it would follow a link)
 
 
 def _world_readable(path: Path) -> bool:

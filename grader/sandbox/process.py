@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import json
 import os
 import select
@@ -26,7 +27,14 @@ from pathlib import Path
 from typing import Literal
 
 from grader.errors import SandboxError
-from grader.sandbox.isolation import Isolation, bwrap_command, choose_isolation, environment_paths
+from grader.sandbox.isolation import (
+    Isolation,
+    UidLease,
+    bwrap_command,
+    choose_isolation,
+    environment_paths,
+    remove_tree,
+)
 from grader.sandbox.protocol import Done, FrameReader, Hello, Imported, ProtocolError, Result, parse_message
 
 HARNESS = Path(__file__).with_name("harness.py")
@@ -320,9 +328,9 @@ def _write_job(fd: int, payload: bytes) -> None:
 
 
 def _child_command(
-    iso: Isolation, job: ChildJob, harness: str, run_dir: str, fds: tuple[int, int], info_fd: int
+    iso: Isolation, job: ChildJob, harness: str, run_dir: str, fds: tuple[int, int, int], info_fd: int
 ) -> list[str]:
-    argv = [sys.executable, "-I", harness, str(fds[0]), str(fds[1]), ",".join(job.preload)]
+    argv = [sys.executable, "-I", harness, str(fds[0]), str(fds[1]), ",".join(job.preload), str(fds[2])]
     if iso.level == "process":
         return argv
     readable = [*environment_paths(), *(Path(p) for p in job.readable if os.path.isdir(p))]
@@ -357,6 +365,10 @@ class SpawnedChild:
     job_write: int
     channel_read: int
     sandbox_init: int | None
+    # The write end of the child's lifeline: while the grader holds it open, the child lives; when the
+    # grader exits, however it dies, the child reads end-of-file and kills everything of its uid.
+    lifeline: int = -1
+    lease: UidLease | None = None  # the uid the child runs as, its own while it lives
     used: bool = False
 
     def discard(self) -> None:
@@ -366,12 +378,37 @@ class SpawnedChild:
         for fd in (self.job_write, self.channel_read):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        _remove_tree(self.run_dir)
+        self.end()
+
+    def end(self) -> None:
+        """Cuts the lifeline, kills every process of the child's uid and gives the uid back, removes the
+        child's folders."""
+        if self.lifeline >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.lifeline)
+            self.lifeline = -1
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+        remove_tree(self.run_dir)
 
 
 def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChild:
     """Starts a child for jobs like ``job`` (same preloads, environment and mounts), before the job exists."""
     iso = isolation or choose_isolation()
+    lease = None
+    if iso.drop_to:
+        lease = UidLease.take(iso.drop_to[0])
+        iso = dataclasses.replace(iso, drop_to=(lease.uid, iso.drop_to[1]))
+    try:
+        return _spawn(job, iso, lease)
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        raise
+
+
+def _spawn(job: ChildJob, iso: Isolation, lease: UidLease | None) -> SpawnedChild:
     # <run>/harness: the harness and warm-up, written by the grader and never writable by the child (they
     # run before it drops privileges); <run>/work: the child's working directory, its own.
     run_dir = tempfile.mkdtemp(prefix="grader-run-")
@@ -391,27 +428,28 @@ def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChi
     job_read, job_write = os.pipe()
     channel_read, channel_write = os.pipe()
     info_read, info_write = os.pipe()
+    life_read, life_write = os.pipe()
     try:
         proc = subprocess.Popen(
-            _child_command(iso, job, harness, run_dir, (job_read, channel_write), info_write),
+            _child_command(iso, job, harness, run_dir, (job_read, channel_write, life_read), info_write),
             cwd=workdir,
             env=child_environment(workdir, job.env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(job_read, channel_write, info_write),
+            pass_fds=(job_read, channel_write, info_write, life_read),
             start_new_session=True,
         )
     except OSError as exc:
-        _remove_tree(run_dir)
-        for fd in (job_read, job_write, channel_read, channel_write, info_read, info_write):
+        remove_tree(run_dir)
+        for fd in (job_read, job_write, channel_read, channel_write, info_read, info_write, life_read, life_write):
             os.close(fd)
         raise SandboxError(f"cannot start the child process: {exc}") from exc
-    for fd in (job_read, channel_write, info_write):
+    for fd in (job_read, channel_write, info_write, life_read):
         os.close(fd)
     sandbox_init = _read_sandbox_init(info_read) if iso.level == "bwrap" else None
     os.close(info_read)
-    return SpawnedChild(proc, iso, run_dir, job_write, channel_read, sandbox_init)
+    return SpawnedChild(proc, iso, run_dir, job_write, channel_read, sandbox_init, life_write, lease)
 
 
 def _job_payload(job: ChildJob, limits: ChildLimits, iso: Isolation) -> bytes:
@@ -427,6 +465,7 @@ def _job_payload(job: ChildJob, limits: ChildLimits, iso: Isolation) -> bytes:
             "import_timeout_s": limits.import_timeout_s,
             "case_timeout_s": limits.case_timeout_s,
             "drop_to": iso.drop_to,
+            "reach": list(iso.reach),
             "rlimits": {
                 "RLIMIT_NPROC": _process_limit(iso.drop_to[0] if iso.drop_to else os.getuid()),
                 "RLIMIT_DATA": limits.memory_mb * 1024 * 1024,
@@ -465,11 +504,9 @@ def run_child(
         if proc.returncode is None:  # only when supervision itself failed
             _kill_group(proc)
             proc.wait()
-        if iso.drop_to and iso.level == "process":
-            _kill_adopted(iso.drop_to[0])
         os.close(child.channel_read)
         writer.join(timeout=1.0)
-        _remove_tree(child.run_dir)
+        child.end()
 
 
 def _read_sandbox_init(fd: int) -> int | None:
@@ -502,38 +539,3 @@ def _become_subreaper() -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def _kill_adopted(uid: int) -> None:
-    """Kills the processes of the sandbox's user that were orphaned to the grader (a double fork, say)."""
-    me = os.getpid()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            if int(fields[1]) == me and entry.stat().st_uid == uid:
-                pid = int(entry.name)
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-        except (OSError, ValueError, IndexError, ChildProcessError):
-            continue
-
-
-def _remove_tree(path: str) -> None:
-    """Removes a child's working directory, however deep it made it and whatever permissions it set.
-
-    chmod and rm walk the tree without recursion limits and never follow symbolic links.
-    """
-    for command in (["chmod", "-R", "u+rwX", "--", path], ["rm", "-rf", "--one-file-system", "--", path]):
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(command, capture_output=True, timeout=60, check=False)
-    if os.path.lexists(path):
-        _remove_tree_python(path)
-
-
-def _remove_tree_python(path: str) -> None:
-    """The same without coreutils (best effort): no chmod, which would follow a symbolic link."""
-    with contextlib.suppress(OSError, RecursionError):
-        shutil.rmtree(path)

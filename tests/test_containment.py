@@ -1,0 +1,223 @@
+"""What a grading leaves behind and what it reads, under every isolation level this machine offers:
+links are never read through, a submission never runs as root, and nothing it started outlives it,
+whether the grading ends, is interrupted, or the grader is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.errors import SandboxError
+from grader.grading import GradeOptions, grade_file
+from grader.sandbox import isolation as isolation_module
+from grader.sandbox.isolation import ALLOW_ROOT_ENV, SANDBOX_UID, UidLease, choose_isolation
+from tests.conftest import ROOT, TOY_EXERCISES, cli_env
+from tests.test_hostile import CORRECT, _levels
+
+SECRET = "TOP-SECRET-LINE-4711 = ("  # a syntax error, so that a diagnosis would quote the line
+
+
+def _grader(cache_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "grader", "grade", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=cli_env(cache_dir), timeout=300)
+
+
+def _toy(level: str) -> list[str]:
+    return ["--exercise", "toy-scale", "--isolation", level, "-f", "json"]
+
+
+@pytest.fixture(autouse=True)
+def _toy_exercises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADER_EXERCISES", str(TOY_EXERCISES))
+
+
+@pytest.mark.parametrize("level", _levels())
+def test_links_are_refused_and_never_read(tmp_path: Path, cache_dir: Path, level: str) -> None:
+    reference = ROOT / "tests" / "fixtures" / "reference" / "toy_scale.py"
+    secret = tmp_path / "secrets.txt"
+    secret.write_text(SECRET + "\n", encoding="utf-8")
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "solution.py").write_text(CORRECT, encoding="utf-8")
+    (tmp_path / "solution.py").symlink_to(reference)
+    (tmp_path / "leak.py").symlink_to(secret)
+    (tmp_path / "mallory").symlink_to(tmp_path / "alice")
+    os.mkfifo(tmp_path / "pipe.py")  # opening it must not hang
+
+    for name in ("solution.py", "leak.py", "mallory/solution.py", "pipe.py"):
+        result = _grader(cache_dir, name, *_toy(level), cwd=tmp_path)
+        assert result.returncode == 2, (name, result.stderr)
+        assert result.stdout == ""  # no report: nothing was graded
+        assert "TOP-SECRET" not in result.stderr and "def scale" not in result.stderr
+    assert "symbolic link" in _grader(cache_dir, "mallory/solution.py", *_toy(level), cwd=tmp_path).stderr
+
+    graded = _grader(cache_dir, "alice/solution.py", *_toy(level), cwd=tmp_path)
+    assert graded.returncode == 0, graded.stderr  # the file itself, where it lies, is graded
+
+
+@pytest.mark.parametrize("level", _levels())
+def test_a_shell_expanded_batch_skips_linked_folders(tmp_path: Path, cache_dir: Path, level: str) -> None:
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "solution.py").write_text(CORRECT, encoding="utf-8")
+    (tmp_path / "trudy").mkdir()
+    (tmp_path / "trudy" / "src").symlink_to(ROOT / "tests" / "fixtures" / "reference")
+    (tmp_path / "mallory").symlink_to(tmp_path / "alice")
+    gradebook = tmp_path / "grades.csv"
+    paths = ["alice/solution.py", "mallory/solution.py", "trudy/src/toy_scale.py"]
+    result = _grader(cache_dir, *paths, *_toy(level), "--gradebook", str(gradebook), cwd=tmp_path)
+    import json
+
+    batch = json.loads(result.stdout)
+    status = {entry["path"]: entry["status"] for entry in batch["submissions"]}
+    assert status == {
+        "alice/solution.py": "passed",
+        "mallory/solution.py": "skipped",
+        "trudy/src/toy_scale.py": "skipped",
+    }
+
+
+def test_a_submission_never_runs_as_root(tmp_path: Path, cache_dir: Path) -> None:
+    """As root at the process level, even with the Python environment under a folder others cannot enter
+    (as with a pyenv under /root here), the child runs as a uid of its own."""
+    if os.geteuid() != 0:
+        pytest.skip("the grader is not root here: children keep the grader's own user")
+    path = tmp_path / "whoami.py"
+    path.write_text(CORRECT + "\nimport os\nprint('uid', os.getuid(), os.geteuid())\n", encoding="utf-8")
+    for level in _levels():
+        options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=level)
+        report = grade_file(path, exercise_id="toy-scale", options=options)
+        assert report.status == "passed"
+        printed = report.output.stdout.text.split()
+        assert printed[0] == "uid" and int(printed[1]) != 0 and int(printed[2]) != 0, printed
+
+
+def test_root_children_are_refused_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the environment cannot be opened up to another uid, the grader stops with a fault that says
+    how to fix it; running as root needs an explicit opt-in, which the report states."""
+    monkeypatch.setattr(isolation_module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(isolation_module, "_world_readable", lambda _path: False)
+    monkeypatch.setattr(isolation_module, "_can_open_up", lambda _paths: False)
+    monkeypatch.delenv(ALLOW_ROOT_ENV, raising=False)
+    with pytest.raises(SandboxError, match=f"refusing to run a submission as root.*{ALLOW_ROOT_ENV}=1"):
+        choose_isolation("process")
+    monkeypatch.setenv(ALLOW_ROOT_ENV, "1")
+    iso = choose_isolation("process")
+    assert iso.drop_to is None and "RUNS AS ROOT" in iso.description
+    monkeypatch.setattr(isolation_module, "_can_open_up", lambda _paths: True)
+    opened = choose_isolation("process")
+    assert opened.drop_to is not None and opened.reach
+
+
+def test_uid_leases_are_exclusive_and_reused() -> None:
+    first = UidLease.take()
+    second = UidLease.take()
+    try:
+        assert first.uid != second.uid
+        assert {first.uid, second.uid} <= set(range(SANDBOX_UID - 64, SANDBOX_UID + 1))
+    finally:
+        second.release()
+        first.release()
+    again = UidLease.take()
+    again.release()
+    assert again.uid == first.uid  # the first free uid is taken again
+
+
+DAEMON = (
+    CORRECT
+    + """
+import os, time
+open("/tmp/grader-left-{tag}", "w").write("x")
+if os.path.isdir("/dev/shm"):
+    open("/dev/shm/grader-left-{tag}", "w").write("x")
+if os.fork() == 0:
+    os.setsid()
+    while True:  # a new pid every few milliseconds, each in a session of its own
+        if os.fork():
+            os._exit(0)
+        os.setsid()
+        time.sleep(0.005)
+        os.kill(-1, 0)
+"""
+)
+
+
+def _uid_processes(uid: int) -> list[int]:
+    return [pid for pid, _parent in isolation_module._processes_of(uid)]
+
+
+@pytest.mark.parametrize("level", _levels())
+def test_a_daemon_that_changes_pid_dies_with_its_grading(tmp_path: Path, cache_dir: Path, level: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("without root, children keep the grader's user: no uid of their own to clear (see SECURITY.md)")
+    tag = f"{level}-{os.getpid()}"
+    path = tmp_path / "daemon.py"
+    path.write_text(DAEMON.replace("{tag}", tag), encoding="utf-8")
+    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=level)
+    report = grade_file(path, exercise_id="toy-scale", options=options)
+    assert report.status == "passed"  # it computes the right outputs; the daemon is on the side
+    uid = int(report.environment.isolation_detail.split("uid ")[1].split(";")[0])
+    assert _uid_processes(uid) == []
+    assert not Path(f"/tmp/grader-left-{tag}").exists()
+    assert not Path(f"/dev/shm/grader-left-{tag}").exists()
+    # The next grading, on the same uid, is not disturbed by anything the first one left.
+    correct = tmp_path / "correct.py"
+    correct.write_text(CORRECT, encoding="utf-8")
+    assert grade_file(correct, exercise_id="toy-scale", options=options).status == "passed"
+
+
+HANG = """
+import subprocess
+subprocess.Popen(["sleep", "{marker}"], start_new_session=True)
+def scale(factor, x):
+    while True:
+        pass
+"""
+
+
+def _with_marker(marker: str) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                    if marker.encode() in handle.read():
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _wait_for(predicate, limit_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("level", _levels())
+def test_nothing_outlives_a_stopped_or_killed_grader(tmp_path: Path, cache_dir: Path, level: str, how: int) -> None:
+    if level == "process" and os.geteuid() != 0:
+        pytest.skip("as the grader's own user a process in a session of its own can outlive it (see SECURITY.md)")
+    marker = f"{1000 + os.getpid() % 1000}.{int(how)}{len(level)}"
+    path = tmp_path / "hang.py"
+    path.write_text(HANG.replace("{marker}", marker), encoding="utf-8")
+    command = [sys.executable, "-m", "grader", "grade", str(path), *_toy(level), "--no-cache"]
+    grader = subprocess.Popen(command, env=cli_env(cache_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(lambda: bool(_with_marker(marker))), "the submission never started"
+        grader.send_signal(how)
+        grader.wait(timeout=60)
+        assert _wait_for(lambda: not _with_marker(marker), 20.0), "a process of the submission outlived the grader"
+    finally:
+        if grader.poll() is None:
+            grader.kill()
+        for pid in _with_marker(marker):
+            os.kill(pid, signal.SIGKILL)
