@@ -11,6 +11,10 @@ from grader.schema import Comparison, ElementRow, Number
 WORST = 5
 SHOW_ALL_UP_TO = 16
 HEAD, TAIL = 3, 2
+# The rounding term of the tolerance, in units of the expected dtype's epsilon times the largest |expected|
+# of the output: float32 outputs that are sums of large terms carry an absolute rounding error of that
+# order on every element, small ones included, whatever the order of the sum (see ``scale_atol``).
+ROUNDING_EPS = 8
 
 
 def as_number(value: float) -> Number:
@@ -70,6 +74,27 @@ def _rows(
     ]
 
 
+def scale_atol(expected: np.ndarray) -> float:
+    """The absolute error that rounding alone can put on any element of ``expected``: ``ROUNDING_EPS`` x the
+    dtype's epsilon x the largest finite |expected|. An output element near zero that is a sum of terms
+    around 1e4 is exact only to about eps x 1e4, in the reference as in a correct submission that sums in
+    another order; a per-element ``rtol·|expected|`` cannot allow for that. 0 for integer and bool outputs."""
+    if expected.dtype.kind not in "fc" or expected.size == 0:
+        return 0.0
+    magnitudes = np.abs(expected.astype(np.complex128 if expected.dtype.kind == "c" else np.float64))
+    finite = magnitudes[np.isfinite(magnitudes)]
+    if finite.size == 0:
+        return 0.0
+    return float(ROUNDING_EPS * np.finfo(expected.dtype).eps * finite.max())
+
+
+def close_enough(actual: np.ndarray, expected: np.ndarray, *, rtol: float, atol: float) -> np.ndarray:
+    """Per element: ``|a - e| <= atol + scale_atol(e) + rtol·|e|``, NaN equal only to NaN."""
+    exp = expected.astype(np.complex128 if expected.dtype.kind == "c" else np.float64)
+    act = actual.astype(np.complex128 if actual.dtype.kind == "c" else np.float64)
+    return np.isclose(act, exp, rtol=rtol, atol=atol + scale_atol(expected), equal_nan=True)
+
+
 def compare_arrays(
     actual: np.ndarray,
     expected: np.ndarray,
@@ -79,7 +104,7 @@ def compare_arrays(
     actual_type: str | None = None,
     actual_dtype: str | None = None,
 ) -> Comparison:
-    """Compares shape, dtype and values (``|a - e| <= atol + rtol * |e|``, NaN equal only to NaN).
+    """Compares shape, dtype and values (``|a - e| <= atol + scale_atol(e) + rtol·|e|``, NaN equal only to NaN).
 
     ``actual_dtype`` names the dtype the submission returned when the array arrived widened (a bfloat16
     or float128 output travels as float32 or float64).
@@ -93,6 +118,7 @@ def compare_arrays(
         "actual_type": actual_type,
         "rtol": rtol,
         "atol": atol,
+        "scale_atol": scale_atol(expected),
     }
     if actual.shape != expected.shape:
         return Comparison(
@@ -104,7 +130,7 @@ def compare_arrays(
     exp = expected.astype(np.complex128 if expected.dtype.kind == "c" else np.float64).reshape(-1)
     act = actual.astype(np.complex128 if actual.dtype.kind == "c" else np.float64).reshape(-1)
     abs_err, rel_err = _errors(act, exp)
-    bad = ~np.isclose(act, exp, rtol=rtol, atol=atol, equal_nan=True)
+    bad = ~close_enough(actual.reshape(-1), expected.reshape(-1), rtol=rtol, atol=atol)
     worst = _worst_indices(abs_err, bad)
     finite = np.isfinite(abs_err)
     stats = {
@@ -126,7 +152,11 @@ def compare_arrays(
     }
     if bad.any():
         return Comparison(
-            ok=False, kind="values-mismatch", message=_values_message(stats, abs_err, rtol, atol), **base, **stats
+            ok=False,
+            kind="values-mismatch",
+            message=_values_message(stats, abs_err, rtol, atol, base["scale_atol"]),
+            **base,
+            **stats,
         )
     if actual_dtype != expected.dtype.name:
         return Comparison(
@@ -139,7 +169,7 @@ def compare_arrays(
     return Comparison(ok=True, kind="match", message="matches", **base, **stats)
 
 
-def _values_message(stats: dict, abs_err: np.ndarray, rtol: float, atol: float) -> str:
+def _values_message(stats: dict, abs_err: np.ndarray, rtol: float, atol: float, scale: float) -> str:
     n_bad, n = stats["n_mismatched"], stats["n_elements"]
     parts = [f"{n_bad} of {n} element{'s' if n != 1 else ''} differ{'s' if n_bad == 1 else ''}"]
     worst = stats["worst"][0]
@@ -147,7 +177,10 @@ def _values_message(stats: dict, abs_err: np.ndarray, rtol: float, atol: float) 
     if np.isnan(err):
         parts.append(f"index {worst} is NaN")
     else:
-        parts.append(f"max abs error {err:.2e} at index {worst} exceeds atol={atol:g} + rtol={rtol:g}·|expected|")
+        rounding = f" + rounding {scale:.1e}" if scale >= atol / 100 else ""
+        parts.append(
+            f"max abs error {err:.2e} at index {worst} exceeds atol={atol:g}{rounding} + rtol={rtol:g}·|expected|"
+        )
     if stats["nan_count"] or stats["inf_count"]:
         parts.append(f"the output holds {stats['nan_count']} NaN and {stats['inf_count']} Inf")
     return "; ".join(parts)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from grader.cases import Case
+from grader.compare import close_enough
 from grader.diagnose import source_lines
 from grader.errors import SpecError
 from grader.evidence import Finding, Observation
@@ -89,7 +90,7 @@ def _close(actual: np.ndarray | None, expected: np.ndarray, rtol: float, atol: f
     return (
         actual is not None
         and actual.shape == expected.shape
-        and bool(np.allclose(actual.astype(np.float64), expected, rtol=rtol, atol=atol, equal_nan=True))
+        and bool(close_enough(actual, expected, rtol=rtol, atol=atol).all())
     )
 
 

@@ -102,6 +102,10 @@ class Comparison(_Model):
     actual_type: str | None = Field(default=None, description="Python type of what came back.")
     rtol: float
     atol: float
+    scale_atol: float = Field(
+        default=0.0,
+        description="The rounding term added to atol: 8 x the dtype's epsilon x the largest |expected| of the output.",
+    )
     n_elements: int = 0
     n_mismatched: int = 0
     max_abs_error: Number | None = None
@@ -158,6 +162,11 @@ class Environment(_Model):
     )
     isolation_detail: str = Field(default="", description="The isolation in words, with the uid the child ran as.")
     reference_cache: Literal["hit", "miss", "off"] = "off"
+    cache_detail: str = Field(
+        default="",
+        description="Why the caches were off although a cache folder was configured: it could not be created or "
+        "written, and the grading went on without it. Empty otherwise.",
+    )
 
 
 class Report(_Model):
@@ -204,6 +213,11 @@ class BatchEntry(_Model):
     duration_s: float = 0.0
     report_file: str | None = Field(default=None, description="Where --output-dir holds its report.")
     report: Report | None = Field(default=None, description="The full report; absent when skipped or a fault.")
+    resumed: bool = Field(
+        default=False,
+        description="Kept from an earlier run's journal (--resume), not graded again: the same file (sha256), "
+        "exercise, seed and grader version. Its duration_s is the earlier grading's.",
+    )
 
 
 class BatchReport(_Model):

@@ -103,3 +103,26 @@ def test_report_json_never_holds_nan() -> None:
 
     data = json.loads(text, parse_constant=refuse)
     assert data["rows"][0]["actual"] == "nan" and data["rows"][1]["actual"] == "inf"
+
+
+def test_rounding_term_follows_the_scale_of_the_output() -> None:
+    """An element near zero of an output whose other elements are around 1e4 is exact only to about
+    eps x 1e4: a reordered sum lands there, a real mistake does not."""
+    expected = np.array([-20.0, 3.0e4, -2.5e4], F32)
+    reordered = expected + np.array([3e-4, 0, 0], F32)
+    assert cmp(reordered, expected).ok
+    assert cmp(reordered, expected).scale_atol == pytest.approx(8 * np.finfo(F32).eps * 3.0e4)
+    wrong = expected + np.array([0.5, 0, 0], F32)  # far beyond rounding
+    assert not cmp(wrong, expected).ok
+    # Small outputs keep the old bound: the same 3e-4 error on an output of ones fails.
+    assert not cmp(np.array([1.0003, 1.0], F32), np.array([1.0, 1.0], F32)).ok
+    # Integer outputs have no rounding term; NaN and Inf do not widen it.
+    assert cmp(np.array([1, 2]), np.array([1, 2])).scale_atol == 0.0
+    assert cmp(np.array([np.inf, 1.0], F32), np.array([np.inf, 1.0], F32)).scale_atol == pytest.approx(
+        8 * np.finfo(F32).eps
+    )
+
+
+def test_float64_outputs_get_a_negligible_rounding_term() -> None:
+    expected = np.array([1e4, 1.0])
+    assert cmp(expected + np.array([0, 1e-4]), expected).ok is False
