@@ -13,22 +13,31 @@ and sandbox of its own, and where children drop privileges no two children alive
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import fcntl
+import hashlib
 import os
 import queue
+import secrets
+import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path, PurePath
 
-from grader.errors import GraderError, UsageError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from grader.environment import grader_version
+from grader.errors import GraderError, OutputError, UsageError
 from grader.exercise import Exercise, discover_exercises
 from grader.grading import GradeOptions, grade_file, named_exercise, resolve_exercise, sanitize, spawn_for
-from grader.sandbox.isolation import MAX_SLOTS, Isolation, choose_isolation, for_slot
+from grader.sandbox.isolation import MAX_SLOTS, Isolation, choose_isolation, for_slot, remove_tree
 from grader.sandbox.process import SpawnedChild
 from grader.schema import BatchEntry, BatchReport, Report
-from grader.source import read_source
+from grader.source import Source, read_source
 
 GLOB_CHARACTERS = frozenset("*?[")
 SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules"})
@@ -128,7 +137,7 @@ def shown(text: str) -> str:
     return sanitize(text).replace("\n", "\\n").replace("\t", "\\t")
 
 
-def entry_from_report(path: Path, report: Report, report_file: str | None) -> BatchEntry:
+def entry_from_report(path: Path, report: Report, report_file: str | None, *, resumed: bool = False) -> BatchEntry:
     main = report.diagnoses[0].code if report.diagnoses else None
     return BatchEntry(
         path=shown(str(path)),
@@ -140,6 +149,7 @@ def entry_from_report(path: Path, report: Report, report_file: str | None) -> Ba
         duration_s=report.duration_s,
         report_file=shown(report_file) if report_file else None,
         report=report,
+        resumed=resumed,
     )
 
 
@@ -154,18 +164,39 @@ def default_jobs() -> int:
 
 @dataclasses.dataclass
 class BatchEvents:
-    """What a front end hears while a batch runs (from worker threads: the callbacks must be thread-safe)."""
+    """What a front end hears while a batch runs (from worker threads: the callbacks must be thread-safe).
+
+    An exception a callback raises is kept in ``failures`` (for the front end to report once the batch is
+    done), never raised into the worker: a display that fails must not fail the gradings after it.
+    """
 
     finished: Callable[[BatchEntry], None] = lambda _entry: None
     save: Callable[[Path, Report], str | None] | None = None  # writes a report, returns the file written
+    # Every entry finished so far, in the paths' order, after each one (one call at a time): the gradebook.
+    recorded: Callable[[list[BatchEntry]], None] = lambda _entries: None
+    failures: list[Exception] = dataclasses.field(default_factory=list)
+
+
+class JournalEntry(BaseModel):
+    """A finished submission as the journal beside the gradebook keeps it: its entry, and what ``--resume``
+    checks before keeping it instead of grading it again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entry: BatchEntry
+    exercise_digest: str | None = None  # ``exercise_digest`` of the exercise it was graded against
+    alone: bool = False  # graded with nothing else running: a timeout or crash is its own, not a neighbour's
 
 
 class _Slot:
     """One worker: grades a submission at a time, with the child for the next one started meanwhile."""
 
-    def __init__(self, batch: _Batch, isolations: tuple[Isolation, Isolation], *, ahead: bool = True) -> None:
+    def __init__(
+        self, batch: _Batch, isolations: tuple[Isolation, Isolation], *, ahead: bool = True, alone: bool = False
+    ) -> None:
         self.batch = batch
         self.ahead = ahead  # start the next submission's child during this one (not when grading alone)
+        self.alone = alone  # no other slot grades meanwhile: its verdicts stand (see grade_batch)
         # Two uids (where children drop privileges), taken in turn: the child started ahead never shares
         # a uid with the submission running meanwhile, which could otherwise signal or trace it.
         self.isolations = isolations
@@ -182,11 +213,12 @@ class _Slot:
                     return
                 started = time.monotonic()
                 try:
-                    entry = self._grade(path, started)
+                    finished = self._grade(path, started)
                 except Exception as exc:  # noqa: BLE001 - a bug in the grader must not stop the others
-                    entry = _problem(path, "fault", f"internal error: {type(exc).__name__}: {exc}", started)
-                if entry is not None:
-                    self.batch.record(index, entry)
+                    problem = _problem(path, "fault", f"internal error: {type(exc).__name__}: {exc}", started)
+                    finished = JournalEntry(entry=problem)
+                if finished is not None:
+                    self.batch.record(index, finished)
         finally:
             self._discard_spare()
             self.done.set()
@@ -217,16 +249,23 @@ class _Slot:
             self.spare[1].discard()
             self.spare = None
 
-    def _grade(self, path: Path, started: float) -> BatchEntry | None:
-        """The entry for one submission, or None when the batch was stopped before it finished."""
+    def _grade(self, path: Path, started: float) -> JournalEntry | None:
+        """The entry for one submission (as the journal keeps it), or None when the batch was stopped before it
+        finished."""
         batch = self.batch
         if path in batch.linked:
             message = "a symbolic link (or below a linked folder): a batch grades only files where they lie"
-            return _problem(path, "skipped", message, started)
+            return JournalEntry(entry=_problem(path, "skipped", message, started))
         child: SpawnedChild | None = None
+        digest = None
         try:
             source = read_source(path)
             exercise = resolve_exercise(source, batch.exercise_id, batch.exercises)
+            digest = batch.digest(exercise)
+            if batch.earlier is not None:
+                kept = batch.earlier.kept(shown(str(path)), source, exercise.id, digest, batch.options.seed)
+                if kept is not None and kept.entry.report is not None:  # graded before: not again
+                    return kept.model_copy(update={"entry": self._finish(path, kept.entry.report, resumed=True)})
             if source.problem is None:  # a file that does not parse runs no child at all
                 child = self._child_for(exercise)
                 self._start_spare(exercise)
@@ -234,24 +273,30 @@ class _Slot:
                 path, exercise_id=exercise.id, options=batch.options, spawned=child, cancel=batch.cancel
             )
         except UsageError as exc:
-            return _problem(path, "skipped", str(exc), started)
+            return JournalEntry(entry=_problem(path, "skipped", str(exc), started))
         except GraderError as exc:
             if batch.cancel.is_set():
                 return None  # the reference's run was stopped by the cancel: not a finished grading
-            return _problem(path, "fault", str(exc), started)
+            return JournalEntry(entry=_problem(path, "fault", str(exc), started))
         finally:
             if child is not None and not child.used:
                 child.discard()
         if batch.cancel.is_set():
             return None  # stopped part-way: not a finished grading
-        report_file = None
-        if batch.events.save is not None:
+        return JournalEntry(entry=self._finish(path, report), exercise_digest=digest, alone=self.alone)
+
+    def _finish(self, path: Path, report: Report, *, resumed: bool = False) -> BatchEntry:
+        """The entry for a graded submission, its report written to ``--output-dir`` (or why it could not be)."""
+        report_file, problem = None, None
+        if self.batch.events.save is not None:
             try:
-                report_file = batch.events.save(path, report)
+                report_file = self.batch.events.save(path, report)
             except Exception as exc:  # noqa: BLE001 - the grading stands; the entry says what failed
-                entry = entry_from_report(path, report, None)
-                return entry.model_copy(update={"message": shown(f"{entry.message} (report not written: {exc})")})
-        return entry_from_report(path, report, report_file)
+                problem = exc
+        entry = entry_from_report(path, report, report_file, resumed=resumed)
+        if problem is not None:
+            entry = entry.model_copy(update={"message": shown(f"{entry.message} (report not written: {problem})")})
+        return entry
 
 
 def _problem(path: Path, status: str, message: str, started: float) -> BatchEntry:
@@ -272,9 +317,14 @@ class _Batch:
         events: BatchEvents,
         cancel: threading.Event,
         linked: frozenset[Path],
+        journal: Journal | None = None,
+        earlier: Earlier | None = None,
     ) -> None:
         self.paths = paths
         self.linked = linked
+        self.journal = journal
+        self.earlier = earlier
+        self._digests: dict[str, str | None] = {}
         self.exercise_id = exercise_id
         self.options = options
         self.events = events
@@ -291,10 +341,27 @@ class _Batch:
         for index in indices:
             self.todo.put((index, self.paths[index]))
 
-    def record(self, index: int, entry: BatchEntry) -> None:
+    def digest(self, exercise: Exercise) -> str | None:
+        if exercise.id not in self._digests:
+            self._digests[exercise.id] = exercise_digest(exercise)
+        return self._digests[exercise.id]
+
+    def record(self, index: int, finished: JournalEntry) -> None:
+        """Keeps a finished submission: in the batch, the journal and the gradebook so far (one submission at
+        a time, so that the files on disk only ever grow), then on the display."""
+        entry = finished.entry
         with self._lock:
             self.entries[index] = entry
-        self.events.finished(entry)
+            if self.journal is not None and not entry.resumed:  # a resumed one is in the journal already
+                self.journal.append(finished)
+            self._call(self.events.recorded, [self.entries[i] for i in sorted(self.entries)])
+        self._call(self.events.finished, entry)
+
+    def _call(self, callback: Callable[..., None], arg: object) -> None:
+        try:
+            callback(arg)
+        except Exception as exc:  # noqa: BLE001 - a front end's failure must not fail the gradings after it
+            self.events.failures.append(exc)
 
 
 def grade_batch(
@@ -306,6 +373,8 @@ def grade_batch(
     events: BatchEvents | None = None,
     cancel: threading.Event | None = None,
     linked: Iterable[Path] = (),
+    journal: Journal | None = None,
+    earlier: Earlier | None = None,
 ) -> BatchReport:
     """Grades every file, ``jobs`` at a time, and returns the batch report.
 
@@ -315,24 +384,36 @@ def grade_batch(
     Submissions that ran out of time or memory, or crashed, while others ran beside them are graded
     again on their own at the end, so that a neighbour's load cannot decide their verdict. ``linked``:
     files reached through symbolic links (see ``collect_submissions``), listed as skipped.
+
+    ``journal``: where each finished entry is appended as it finishes. ``earlier``: an earlier run's
+    journal (``--resume``); a submission it holds with the same file, exercise, seed and grader version is
+    kept as it was graded (``resumed``), not graded again. Before anything starts, the temporary folders
+    that killed graders left are removed (``remove_stale_folders``).
     """
     options = options or GradeOptions()
     cancel = cancel or threading.Event()
     jobs = max(1, min(jobs or default_jobs(), MAX_JOBS, len(paths) or 1))
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="grader-batch-") as scratch:
+    remove_stale_folders()
+    scratch_folder = tempfile.TemporaryDirectory(prefix=f"grader-batch-{os.getpid()}-")
+    with scratch_folder as scratch, _held_lock(os.path.join(scratch, BATCH_LOCK)):
         if options.cache_dir is None:
             # No cache of the user's is read or written; one for this batch alone still runs the
             # reference and its variants once, not once per submission.
             options = dataclasses.replace(options, cache_dir=Path(scratch))
         iso = choose_isolation(options.isolation)
-        batch = _Batch(paths, exercise_id, options, events or BatchEvents(), cancel, frozenset(linked))
+        batch = _Batch(
+            paths, exercise_id, options, events or BatchEvents(), cancel, frozenset(linked), journal, earlier
+        )
         try:
-            _run_slots(batch, [_Slot(batch, (for_slot(iso, 2 * n), for_slot(iso, 2 * n + 1))) for n in range(jobs)])
-            again = [i for i, e in sorted(batch.entries.items()) if _load_sensitive(e)]
+            slots = [
+                _Slot(batch, (for_slot(iso, 2 * n), for_slot(iso, 2 * n + 1)), alone=jobs == 1) for n in range(jobs)
+            ]
+            _run_slots(batch, slots)
+            again = [i for i, e in sorted(batch.entries.items()) if _load_sensitive(e) and not e.resumed]
             if jobs > 1 and again and not cancel.is_set():
                 batch.queue(again)
-                _run_slots(batch, [_Slot(batch, (for_slot(iso, 0), for_slot(iso, 1)), ahead=False)])
+                _run_slots(batch, [_Slot(batch, (for_slot(iso, 0), for_slot(iso, 1)), ahead=False, alone=True)])
         except KeyboardInterrupt:
             raise BatchInterrupted(_report(batch, iso, jobs, started)) from None
     return _report(batch, iso, jobs, started)
@@ -405,12 +486,441 @@ def _report(batch: _Batch, iso: Isolation, jobs: int, started: float) -> BatchRe
     )
 
 
+# --- the outputs: written where the grader chose, never through a link ---------------------------------
+
+FOLDER_MODE = 0o755  # less the umask: never writable by other users
+FILE_MODE = 0o644
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+JOURNAL_SUFFIX = ".journal"
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link is in the way (the grader never writes through one)"
+    return exc.strerror or str(exc)
+
+
+def others_can_write(info: os.stat_result) -> bool:
+    """Whether a user other than the grader's own (or root) can change what a folder holds: it belongs to
+    someone else, or its group or everyone may write in it (the grader's user-private group excepted)."""
+    if info.st_uid not in (os.geteuid(), 0) or info.st_mode & stat.S_IWOTH:
+        return True
+    return bool(info.st_mode & stat.S_IWGRP) and not _private_group(info.st_gid)
+
+
+def _private_group(gid: int) -> bool:
+    """The grader's own user-private group (what systems with umask 002 give each user): its primary group,
+    named after its user, with no other member listed."""
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return gid == os.getegid() and group.gr_name == user and set(group.gr_mem) <= {user}
+
+
+def _writable_by_others(info: os.stat_result, where: Path | str = "it") -> str:
+    return f"other users can write in {where} (mode {stat.S_IMODE(info.st_mode):04o}, owner uid {info.st_uid})"
+
+
+class OutputFolder:
+    """A folder the grader writes outputs into, opened once, before any child runs.
+
+    Below it, folders are made or entered one at a time without following a symbolic link, and each must be
+    writable by the grader's own user alone. A file is written under a fresh name (created exclusively, never
+    through a link), then renamed over its final name: that replaces a link left there rather than following
+    it, and a reader sees the old file or the new one, never half of one.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+
+    @classmethod
+    def make(cls, path: Path, *, private: bool, for_file: Path | None = None) -> OutputFolder:
+        """Makes ``path`` where missing (mode 0755, missing parents too) and opens it; ``OutputError`` (naming
+        ``for_file``, the file to be written there, if given) if it cannot. ``private`` (``--output-dir``): a
+        folder other users can write in, or one they could rename (its own folder writable by all without
+        the sticky bit), is refused as a usage error."""
+        try:
+            _make_folders(path)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise OutputError(for_file or path, _reason(exc)) from exc
+        folder = cls(path, fd)
+        try:
+            if private:
+                folder._refuse_shared()
+        except BaseException:
+            folder.close()
+            raise
+        return folder
+
+    def _refuse_shared(self) -> None:
+        info = os.fstat(self._fd)
+        if others_can_write(info):
+            raise UsageError(
+                f"--output-dir {self.path}: {_writable_by_others(info)}: they could replace the reports or plant "
+                f"links; choose a folder only you can write (chmod go-w {self.path})"
+            )
+        above = os.stat("..", dir_fd=self._fd)
+        if above.st_mode & stat.S_IWOTH and not above.st_mode & stat.S_ISVTX:
+            raise UsageError(
+                f"--output-dir {self.path}: any user can rename or replace it (the folder it is in has mode "
+                f"{stat.S_IMODE(above.st_mode):04o}, without the sticky bit); choose another place"
+            )
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> OutputFolder:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def refuse_shared_below(self, files: Iterable[PurePath]) -> None:
+        """Refuses (a usage error) a folder on the way to any of ``files`` that exists already and that other
+        users can write in. A link or a missing folder is left to ``write``, which never follows one."""
+        usable: dict[PurePath, bool] = {}
+        for file in files:
+            for depth in range(1, len(file.parts)):
+                prefix = PurePath(*file.parts[:depth])
+                if prefix not in usable:
+                    try:  # the prefix's own parents are real folders: checked at a smaller depth
+                        info = os.stat(prefix, dir_fd=self._fd, follow_symlinks=False)
+                    except OSError:
+                        info = None
+                    usable[prefix] = info is not None and stat.S_ISDIR(info.st_mode)
+                    if info is not None and usable[prefix] and others_can_write(info):
+                        raise UsageError(
+                            f"--output-dir {self.path / prefix}: {_writable_by_others(info)}: they could replace "
+                            "the reports in it; remove it or chmod go-w it"
+                        )
+                if not usable[prefix]:
+                    break
+
+    def write(self, relative: PurePath, data: bytes) -> Path:
+        """Writes ``data`` as ``relative`` below the folder; returns the path written. ``OutputError`` if it
+        cannot: a folder on the way that is a link, a file, or writable by other users; a full disk."""
+        target = self.path / relative
+        opened: list[int] = []
+        try:
+            folder = self._fd
+            for depth, name in enumerate(relative.parts[:-1], start=1):
+                folder = _enter(folder, name, self.path.joinpath(*relative.parts[:depth]), target)
+                opened.append(folder)
+            _replace(folder, relative.name, data)
+        except OSError as exc:
+            raise OutputError(target, _reason(exc)) from exc
+        finally:
+            for fd in opened:
+                os.close(fd)
+        return target
+
+    def start_file(self, name: str, data: bytes) -> int:
+        """Replaces the file ``name`` with one holding ``data``; returns a descriptor that appends to it."""
+        try:
+            temp, fd = _fresh_file(self._fd, os.O_APPEND)
+            try:
+                _write_all(fd, data)
+                os.replace(temp, name, src_dir_fd=self._fd, dst_dir_fd=self._fd)
+            except BaseException:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=self._fd)
+                raise
+        except OSError as exc:
+            raise OutputError(self.path / name, _reason(exc)) from exc
+        return fd
+
+    def read_own(self, name: str) -> bytes | None:
+        """What the file ``name`` holds, or None when there is none. Only a regular file of the grader's own
+        user that no one else can write is read: anything else (a link, another user's file, one others can
+        write) could be forged, and is a usage error."""
+        where = self.path / name
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=self._fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UsageError(f"cannot read {where}: {_reason(exc)}") from exc
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or others_can_write(info):
+                raise UsageError(
+                    f"{where} is not a file only you can write, so it could have been forged: remove it, or "
+                    "grade without --resume"
+                )
+            return handle.read()
+
+
+def _make_folders(path: Path) -> None:
+    """``mkdir -p`` with mode 0755 for every folder it makes (``os.makedirs`` gives the parents 0777)."""
+    missing = []
+    for folder in [path, *path.parents]:
+        if os.path.isdir(folder):
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, FOLDER_MODE)
+
+
+def _enter(parent: int, name: str, shown_as: Path, target: Path) -> int:
+    """Makes (mode 0755) or opens the folder ``name`` in ``parent``, never through a link; refuses one that
+    other users can write in."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, FOLDER_MODE, dir_fd=parent)
+    try:
+        fd = os.open(name, _DIRECTORY, dir_fd=parent)
+    except NotADirectoryError:  # what O_DIRECTORY says of a link too: tell the two apart
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None
+        raise
+    info = os.fstat(fd)
+    if others_can_write(info):
+        os.close(fd)
+        raise OutputError(target, _writable_by_others(info, shown_as))
+    return fd
+
+
+def _fresh_file(folder: int, flags: int = 0) -> tuple[str, int]:
+    """A new file of a name no one else can have chosen, created exclusively (never through a link)."""
+    temp = f".grader-{secrets.token_hex(8)}.tmp"
+    flags |= os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return temp, os.open(temp, flags, FILE_MODE, dir_fd=folder)
+
+
+def _replace(folder: int, name: str, data: bytes) -> None:
+    temp, fd = _fresh_file(folder)
+    try:
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp, dir_fd=folder)
+        raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+# --- the journal: every finished submission, kept as it finishes ------------------------------------
+
+
+def exercise_digest(exercise: Exercise) -> str | None:
+    """The exercise as it grades, hashed: its folder's spec, catalog and code files, and its reference (None
+    when one cannot be read: such an exercise is never resumed)."""
+    digest = hashlib.sha256(exercise.spec.model_dump_json().encode())
+    try:
+        folders = {exercise.folder, exercise.catalog_folder or exercise.folder}
+        for file in sorted(f for folder in folders for f in folder.iterdir() if f.suffix in (".toml", ".py")):
+            digest.update(f"\n{file.name}\n".encode() + file.read_bytes())
+        digest.update(b"\nreference\n" + exercise.reference_path.read_bytes())
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Earlier:
+    """What an earlier run's journal holds: the latest line of each submission, by its path as shown."""
+
+    lines: dict[str, JournalEntry]
+
+    @classmethod
+    def read(cls, folder: OutputFolder, name: str) -> Earlier:
+        """The journal ``name`` in ``folder`` (none: nothing earlier). A line that does not validate (one cut
+        short by a kill) is skipped."""
+        lines: dict[str, JournalEntry] = {}
+        for raw in (folder.read_own(name) or b"").splitlines():
+            try:
+                line = JournalEntry.model_validate_json(raw)
+            except ValidationError:
+                continue
+            lines[line.entry.path] = line
+        return cls(lines)
+
+    def kept(
+        self, path: str, source: Source, exercise_id: str, digest: str | None, seed: int | None
+    ) -> JournalEntry | None:
+        """The line for ``path`` when its grade still holds: the same file (sha256), exercise (id and digest),
+        seed and grader version, a verdict of the submission's own (no timeout or crash while others ran
+        beside it), graded (not skipped, not a fault). Marked ``resumed``."""
+        line = self.lines.get(path)
+        report = line.entry.report if line is not None else None
+        if line is None or report is None or digest is None:
+            return None
+        same = (
+            report.submission.sha256 == source.sha256
+            and report.exercise.id == exercise_id
+            and line.exercise_digest == digest
+            and report.seed == seed
+            and report.environment.grader == grader_version()
+        )
+        if not same or (_load_sensitive(line.entry) and not line.alone):
+            return None
+        return line.model_copy(update={"entry": line.entry.model_copy(update={"resumed": True})})
+
+
+class Journal:
+    """``<gradebook>.journal``: a JSON line per finished submission, appended as each finishes, so that a
+    batch that is killed (kill -9, out of memory) loses none that finished, and ``--resume`` can keep them.
+
+    It starts with the earlier run's lines when resuming; after a write fails, it stops (``failure``)."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd = fd
+        self.path = path
+        self.failure: OutputError | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def start(cls, folder: OutputFolder, name: str, earlier: Earlier | None = None) -> Journal:
+        kept = b"".join(line.model_dump_json().encode() + b"\n" for line in (earlier.lines if earlier else {}).values())
+        return cls(folder.start_file(name, kept), folder.path / name)
+
+    def append(self, line: JournalEntry) -> None:
+        data = line.model_dump_json().encode() + b"\n"
+        with self._lock:
+            if self._fd < 0:
+                return
+            try:
+                _write_all(self._fd, data)
+            except OSError as exc:
+                self.failure = OutputError(self.path, _reason(exc))
+                self._close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+# --- what killed graders left behind -----------------------------------------------------------------
+
+BATCH_LOCK = ".grader-batch.lock"  # held (flock) by the batch whose scratch folder it is in, while it runs
+
+
+@contextlib.contextmanager
+def _held_lock(path: str) -> Iterator[None]:
+    """Holds the lock ``path`` while the batch runs; it is locked before it has its name, so that no one ever
+    finds it free while its batch lives (the kernel drops the lock however the process ends)."""
+    temp = f"{path}.{secrets.token_hex(8)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(temp, path)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_stale_folders(folder: str | None = None) -> list[str]:
+    """Removes the temporary folders that graders of this user left when they were killed (kill -9, out of
+    memory) and returns them: only folders this user owns, and of those, ``grader-batch-*`` whose lock no
+    process holds, and children's ``grader-run-*`` made before this process started that no live process
+    works in or names on its command line. Another grader's folders under way are left alone."""
+    base = os.path.realpath(folder or tempfile.gettempdir())
+    started = _process_started()
+    batches, runs = [], []
+    with contextlib.suppress(OSError), os.scandir(base) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                info = entry.stat(follow_symlinks=False)
+                if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+                    continue
+                if entry.name.startswith("grader-batch-"):
+                    batches.append(entry.path)
+                elif entry.name.startswith("grader-run-") and info.st_ctime < started:
+                    runs.append(entry.path)  # younger: perhaps made by a grader about to start its child
+    used = _in_use(runs)
+    stale = [path for path in batches if not _locked(os.path.join(path, BATCH_LOCK))]
+    stale += [path for path in runs if path not in used]
+    for path in stale:
+        remove_tree(path)
+    return stale
+
+
+def _locked(path: str) -> bool:
+    """Whether a live process holds the lock ``path`` (a folder without one counts as held: not ours to judge)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken: no process holds it
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _in_use(folders: list[str]) -> set[str]:
+    """The folders a live process works in (its current folder is in one) or names on its command line
+    (a child's harness); all of them where ``/proc`` cannot tell."""
+    if not folders:
+        return set()
+    used: set[str] = set()
+    try:
+        pids = [entry.name for entry in os.scandir("/proc") if entry.name.isdigit()]
+    except OSError:
+        return set(folders)
+    for pid in pids:
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            cwd = ""
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read()
+        except OSError:
+            command = b""
+        used.update(f for f in folders if f"{cwd}/".startswith(f"{f}/") or os.fsencode(f) in command)
+    return used
+
+
+def _process_started() -> float:
+    """When this process started, in seconds since the epoch (to a clock tick, early rather than late); 0
+    where ``/proc`` cannot tell, so that nothing counts as older."""
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            ticks = int(handle.read().rsplit(b")", 1)[1].split()[19])  # since boot: field 22
+        booted = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+        return booted + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
 __all__ = [
     "BatchEvents",
     "BatchInterrupted",
     "Collected",
+    "Earlier",
+    "Journal",
+    "JournalEntry",
+    "OutputError",
+    "OutputFolder",
     "collect_submissions",
     "default_jobs",
     "grade_batch",
+    "remove_stale_folders",
     "report_names",
 ]

@@ -1,21 +1,24 @@
 """The ``grader`` command. The only place that turns exceptions into messages and exit codes.
 
 Exit codes (a promise to CI users): 0 every case passed; 1 the submission was graded and did not pass
-(status ``failed`` or ``error``); 2 usage error; 3 a fault of the grader itself.
+(status ``failed`` or ``error``); 2 usage error; 3 a fault of the grader itself; 4 the grade was made but an
+output (a report, the gradebook, ``--output``) could not be written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -27,12 +30,11 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from grader.batch import Earlier, Journal, OutputError, OutputFolder
     from grader.grading import GradeOptions
-    from grader.schema import BatchReport, Report
+    from grader.schema import BatchEntry, BatchReport, Report
 
-EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_FAULT = 0, 1, 2, 3
-_UMASK = os.umask(0o022)  # read once, at import (on the main thread: os.umask is process-wide)
-os.umask(_UMASK)
+EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_FAULT, EXIT_OUTPUT = 0, 1, 2, 3, 4
 
 app = typer.Typer(
     name="grader",
@@ -93,36 +95,28 @@ def _exit_codes() -> Iterator[None]:
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from exc
     except GraderError as exc:
-        raise _fail(str(exc), EXIT_FAULT) from exc
+        from grader.batch import OutputError
+
+        raise _fail(str(exc), EXIT_OUTPUT if isinstance(exc, OutputError) else EXIT_FAULT) from exc
     except KeyboardInterrupt:
         raise _fail("interrupted", 130) from None
     except Exception as exc:  # any other exception is a bug in the grader
         raise _fault(exc) from exc
 
 
-def _write(text: str, output: Path | None) -> None:
+def _write(text: str, output: Path | None, folder: OutputFolder | None = None) -> None:
+    """Writes ``text`` to stdout, or atomically to ``output`` (never through a link; mode 0644 less the
+    umask), in ``folder`` when it is open already. Raises ``OutputError`` (exit 4)."""
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    import tempfile
+    from grader.batch import OutputFolder
 
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        # A temporary name of its own (created exclusively, never through a link someone left), then
-        # renamed: a reader sees the old file or the new one, never half of one.
-        handle, temp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace") as out:
-                out.write(text)
-            os.chmod(temp, 0o666 & ~_UMASK)  # as a plain open() would create it
-            os.replace(temp, output)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-    except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    with contextlib.ExitStack() as stack:
+        if folder is None:
+            folder = stack.enter_context(OutputFolder.make(output.parent, private=False, for_file=output))
+        folder.write(PurePath(output.name), text.encode("utf-8", "backslashreplace"))
 
 
 @app.command()
@@ -171,25 +165,41 @@ def grade(
         int | None,
         typer.Option("--jobs", "-j", min=1, max=32, help="Batch: submissions graded at once (default: one per core)."),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Batch, with --gradebook: keep the submissions an earlier run graded (its journal, "
+            "GRADEBOOK.journal) whose file, exercise, seed and grader version are unchanged, and grade only "
+            "the others: after a batch was killed, or when submissions were added or changed.",
+        ),
+    ] = False,
 ) -> None:
     """Grade submission files and report the verdicts (exit 0 only when every one passed)."""
+    from grader.batch import OutputFolder
     from grader.grading import GradeOptions, grade_file
 
     with _exit_codes():
         chosen = isolation.value if isolation else None
         cache = {"cache_dir": None} if no_cache else {}
         options = GradeOptions(isolation=chosen, seed=seed, **cache)
+        if resume and gradebook is None:
+            raise UsageError("--resume keeps what the journal beside the gradebook holds: give --gradebook too")
         if _is_batch(paths, gradebook, output_dir):
-            code = _grade_batch(paths, exercise, options, fmt, output, color, gradebook, output_dir, jobs)
+            targets = _BatchTargets(fmt, output, gradebook, output_dir, resume)
+            code = _grade_batch(paths, exercise, options, targets, color, jobs)
         else:
-            report = grade_file(Path(paths[0]), exercise_id=exercise, options=options)
-            from grader.state import record_result
+            # --output's folder is made before the child runs: a child cannot make it first, for its own files.
+            making = OutputFolder.make(output.parent, private=False, for_file=output) if output else None
+            with making or contextlib.nullcontext() as folder:
+                report = grade_file(Path(paths[0]), exercise_id=exercise, options=options)
+                from grader.state import record_result
 
-            record_result(report)
-            if fmt is Format.rich:
-                _print_rich(report, output, color)
-            else:
-                _write(_render_for_machines(report, fmt), output)
+                record_result(report)
+                if fmt is Format.rich:
+                    _print_rich(report, output, color, folder)
+                else:
+                    _write(_render_for_machines(report, fmt), output, folder)
             code = EXIT_PASSED if report.passed else EXIT_NOT_PASSED
     raise typer.Exit(code)
 
@@ -212,91 +222,206 @@ _EXTENSIONS = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class _BatchTargets:
+    """Where a batch's outputs go, as the options name them."""
+
+    fmt: Format
+    output: Path | None
+    gradebook: Path | None
+    output_dir: Path | None
+    resume: bool
+
+
+class _BatchOutputs:
+    """A batch's outputs: every folder made (mode 0755) and opened before any child runs, so that no child
+    can make one first or swap what is in it; the reports written as each grading ends; the journal and the
+    gradebook updated as each submission finishes; and what could not be written, for the exit code."""
+
+    def __init__(self, targets: _BatchTargets, files: list[Path], stack: contextlib.ExitStack) -> None:
+        from grader.batch import JOURNAL_SUFFIX, Journal, OutputFolder, report_names, shown
+
+        self.targets = targets
+        self.earlier: Earlier | None = None
+        self.unwritten: dict[str, OutputError] = {}  # by file: the last failure, if the last try failed too
+        self._lock = threading.Lock()
+        self.reports: OutputFolder | None = None  # --output-dir
+        self.document: OutputFolder | None = None  # --output's folder
+        self.book: OutputFolder | None = None  # --gradebook's folder
+        self.journal: Journal | None = None
+        self.names: dict[Path, PurePath] = {}
+        if targets.output_dir is not None:
+            extension = _EXTENSIONS[targets.fmt]
+            self.names = {p: PurePath(f"{shown(str(n))}{extension}") for p, n in report_names(files).items()}
+            self.reports = stack.enter_context(OutputFolder.make(targets.output_dir, private=True))
+            self.reports.refuse_shared_below(self.names.values())
+        if targets.output is not None:
+            parent = targets.output.parent
+            self.document = stack.enter_context(OutputFolder.make(parent, private=False, for_file=targets.output))
+        if targets.gradebook is not None:
+            parent = targets.gradebook.parent
+            self.book = stack.enter_context(OutputFolder.make(parent, private=False, for_file=targets.gradebook))
+            name = targets.gradebook.name + JOURNAL_SUFFIX
+            self.earlier = self._kept(name)
+            self.journal = Journal.start(self.book, name, self.earlier)
+            stack.callback(self.journal.close)
+
+    def _kept(self, name: str) -> Earlier:
+        """The journal's lines: what --resume keeps. Without --resume they are kept in the journal all the
+        same (each superseded as its submission is graded again), so that a run started without --resume by
+        mistake, then stopped, loses nothing; a journal that could be forged is then left out, not refused."""
+        from grader.batch import Earlier
+
+        assert self.book is not None
+        try:
+            return Earlier.read(self.book, name)
+        except UsageError:
+            if self.targets.resume:
+                raise
+            return Earlier({})
+
+    def save(self, path: Path, report: Report) -> str:
+        """Writes one submission's report into --output-dir (from a worker thread)."""
+        from grader.render.terminal import render_report
+
+        reports = self.reports
+        assert reports is not None
+        if self.targets.fmt is Format.rich:
+            text = _drawn_text(lambda console: render_report(report, console), False)
+        else:
+            text = _render_for_machines(report, self.targets.fmt, summary=False)
+        return str(self._attempt(lambda: reports.write(self.names[path], _encoded(text))))
+
+    def record(self, entries: list[BatchEntry]) -> None:
+        """The gradebook of the submissions finished so far (called after each one, one call at a time)."""
+        from grader.render.batch import gradebook_csv
+
+        with contextlib.suppress(GraderError):  # kept in ``unwritten``; the next one tries again
+            self._write_gradebook(gradebook_csv(entries))
+
+    def _write_gradebook(self, text: str) -> None:
+        book, gradebook = self.book, self.targets.gradebook
+        if book is not None and gradebook is not None:
+            self._attempt(lambda: book.write(PurePath(gradebook.name), _encoded(text)))
+
+    def _attempt(self, write: Callable[[], Path]) -> Path:
+        from grader.batch import OutputError
+
+        try:
+            written = write()
+        except OutputError as exc:
+            with self._lock:
+                self.unwritten[exc.path] = exc
+            raise
+        with self._lock:
+            self.unwritten.pop(str(written), None)
+        return written
+
+    def finish(self, batch: BatchReport, color: bool | None) -> None:
+        """The batch's document, then the whole gradebook: a failure of one loses nothing else."""
+        from grader.batch import OutputError
+        from grader.render.batch import render_gradebook
+
+        with contextlib.suppress(OutputError):
+            self._attempt(lambda: _write_batch_document(batch, self.targets, color, self.document))
+        with contextlib.suppress(OutputError):
+            self._write_gradebook(render_gradebook(batch))
+        if self.journal is not None:
+            self.journal.close()
+            if self.journal.failure is not None:
+                self.unwritten[self.journal.failure.path] = self.journal.failure
+
+
+def _encoded(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")
+
+
 def _grade_batch(
     patterns: list[str],
     exercise: str | None,
     options: GradeOptions,
-    fmt: Format,
-    output: Path | None,
+    targets: _BatchTargets,
     color: bool | None,
-    gradebook: Path | None,
-    output_dir: Path | None,
     jobs: int | None,
 ) -> int:
     """Grades a batch and writes what was asked; returns the exit code (130 when interrupted)."""
-    from grader.batch import BatchEvents, BatchInterrupted, collect_submissions, grade_batch, report_names, shown
+    from grader.batch import BatchEvents, BatchInterrupted, collect_submissions, grade_batch
     from grader.render.batch import BatchProgress
-    from grader.render.terminal import make_console, render_report
+    from grader.render.terminal import make_console
 
-    if fmt is Format.gradescope and output_dir is None:
+    if targets.fmt is Format.gradescope and targets.output_dir is None:
         raise UsageError("Gradescope's results.json holds one submission: give --output-dir for a batch")
     collected = collect_submissions(patterns)
     files = collected.files
-    names = report_names(files)
-
-    def save(path: Path, report: Report) -> str:
-        assert output_dir is not None
-        target = output_dir / f"{shown(str(names[path]))}{_EXTENSIONS[fmt]}"  # a name safe to print
-        text = (
-            _drawn_text(lambda console: render_report(report, console), False)
-            if fmt is Format.rich
-            else _render_for_machines(report, fmt, summary=False)
-        )
-        _write(text, target)
-        return str(target)
 
     def _stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # a CI job cancelled ends the batch as Ctrl-C does
 
-    signal.signal(signal.SIGTERM, _stop)
-    progress = BatchProgress(make_console(color=color, file=sys.stderr), len(files), live=sys.stderr.isatty())
-    events = BatchEvents(finished=progress.finished, save=save if output_dir is not None else None)
-    interrupted = False
-    with progress:
-        try:
-            batch = grade_batch(
-                files, linked=collected.linked, exercise_id=exercise, options=options, jobs=jobs, events=events
-            )
-        except BatchInterrupted as stop:
-            batch, interrupted = stop.report, True
-    _write_batch(batch, fmt, output, color, gradebook)
+    with contextlib.ExitStack() as stack:
+        outputs = _BatchOutputs(targets, files, stack)
+        signal.signal(signal.SIGTERM, _stop)
+        progress = BatchProgress(make_console(color=color, file=sys.stderr), len(files), live=sys.stderr.isatty())
+        events = BatchEvents(
+            finished=progress.finished,
+            save=outputs.save if outputs.reports is not None else None,
+            recorded=outputs.record,
+        )
+        interrupted = False
+        with progress:
+            try:
+                batch = grade_batch(
+                    files,
+                    linked=collected.linked,
+                    exercise_id=exercise,
+                    options=options,
+                    jobs=jobs,
+                    events=events,
+                    journal=outputs.journal,
+                    earlier=outputs.earlier if targets.resume else None,
+                )
+            except BatchInterrupted as stop:
+                batch, interrupted = stop.report, True
+        outputs.finish(batch, color)
+    for problem in events.failures:
+        typer.echo(f"grader: internal error: {type(problem).__name__}: {problem}", err=True)
+    for failure in list(outputs.unwritten.values())[:_SHOWN_FAILURES]:
+        typer.echo(f"grader: {failure}", err=True)
+    if len(outputs.unwritten) > _SHOWN_FAILURES:
+        typer.echo(f"grader: and {len(outputs.unwritten) - _SHOWN_FAILURES} more files not written", err=True)
     if interrupted:
         typer.echo(f"grader: interrupted: {len(batch.submissions)} of {batch.total} graded and kept", err=True)
         return 130
-    return _batch_exit_code(batch)
+    return _batch_exit_code(batch, unwritten=bool(outputs.unwritten), broken=bool(events.failures))
 
 
-def _batch_exit_code(batch: BatchReport) -> int:
-    """0 all passed; 3 the grader failed on one; 2 one could not be graded as given; else 1."""
-    if batch.counts.get("fault"):
+_SHOWN_FAILURES = 20
+
+
+def _batch_exit_code(batch: BatchReport, *, unwritten: bool = False, broken: bool = False) -> int:
+    """4 an output could not be written; 3 the grader failed on one (or its display failed); 2 one could not
+    be graded as given; 0 all passed; else 1."""
+    if unwritten:
+        return EXIT_OUTPUT
+    if broken or batch.counts.get("fault"):
         return EXIT_FAULT
     if batch.counts.get("skipped"):
         return EXIT_USAGE
     return EXIT_PASSED if batch.all_passed else EXIT_NOT_PASSED
 
 
-def _write_batch(
-    batch: BatchReport, fmt: Format, output: Path | None, color: bool | None, gradebook: Path | None
-) -> None:
-    """The batch's document, then its gradebook: a gradebook that cannot be written loses nothing else."""
-    try:
-        _write_batch_document(batch, fmt, output, color)
-    finally:
-        if gradebook is not None:
-            from grader.render.batch import render_gradebook
-
-            _write(render_gradebook(batch), gradebook)
-
-
-def _write_batch_document(batch: BatchReport, fmt: Format, output: Path | None, color: bool | None) -> None:
+def _write_batch_document(
+    batch: BatchReport, targets: _BatchTargets, color: bool | None, folder: OutputFolder | None
+) -> Path:
+    """The batch's document on stdout or in --output (returned, for the list of what was written)."""
     from grader.render.batch import render_batch_summary, summary_table
 
+    fmt, output = targets.fmt, targets.output
     if fmt is Format.json:
-        _write(batch.model_dump_json(indent=2) + "\n", output)
+        _write(batch.model_dump_json(indent=2) + "\n", output, folder)
     elif fmt is Format.junit:
         from grader.render.junit import render_junit_batch
 
-        _write(render_junit_batch(batch), output)
+        _write(render_junit_batch(batch), output, folder)
     elif fmt is Format.github:
         from grader.render.github import render_annotations, render_ungraded
 
@@ -310,9 +435,11 @@ def _write_batch_document(batch: BatchReport, fmt: Format, output: Path | None, 
                 for e in batch.submissions
             ),
             output,
+            folder,
         )
     else:  # rich, and gradescope (its files are in --output-dir): the summary table for people
-        _show(lambda console: console.print(summary_table(batch)), output, color)
+        _show(lambda console: console.print(summary_table(batch)), output, color, folder)
+    return output or Path("-")
 
 
 def _append_step_summary(markdown: str) -> None:
@@ -353,20 +480,22 @@ def _drawn_text(draw: Callable[[Console], None], color: bool | None) -> str:
     return buffer.getvalue()
 
 
-def _show(draw: Callable[[Console], None], output: Path | None, color: bool | None) -> None:
-    """Prints what ``draw`` prints: on stdout, or into ``output``."""
+def _show(
+    draw: Callable[[Console], None], output: Path | None, color: bool | None, folder: OutputFolder | None = None
+) -> None:
+    """Prints what ``draw`` prints: on stdout, or into ``output`` (in ``folder``, when open already)."""
     from grader.render.terminal import make_console
 
     if output is None:
         draw(make_console(color=color))
         return
-    _write(_drawn_text(draw, color), output)
+    _write(_drawn_text(draw, color), output, folder)
 
 
-def _print_rich(report: Report, output: Path | None, color: bool | None) -> None:
+def _print_rich(report: Report, output: Path | None, color: bool | None, folder: OutputFolder | None = None) -> None:
     from grader.render.terminal import render_report
 
-    _show(lambda console: render_report(report, console), output, color)
+    _show(lambda console: render_report(report, console), output, color, folder)
 
 
 @app.command()
@@ -476,7 +605,10 @@ def start(
         target = path or Path("submissions") / f"{found.id.replace('-', '_')}.py"
         if target.exists() and not force:
             raise UsageError(f"{target} exists already; pass --force to overwrite it")
-        _write(found.starter_text(), target)
+        try:
+            _write(found.starter_text(), target)
+        except GraderError as exc:  # a starter is not a grade's output: a usage error, as it always was
+            raise UsageError(str(exc)) from exc
     typer.echo(f"Wrote {target}. Next: grader show {found.id}, then grader watch {target}")
 
 

@@ -89,6 +89,8 @@ def ending_reason(run: ChildRun) -> str:
         return f"the submission ended the process {place} (exit status {run.returncode})"
     if run.ending == "output-limit":
         return f"stopped {place}: {run.detail}"
+    if run.ending == "memory-limit":
+        return f"the run stopped {place}: {run.detail}"
     if run.ending == "harness-error":
         last = run.stray_stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
         return f"the process broke down {place}: the submission interfered with the harness ({last[0]})"
@@ -111,8 +113,8 @@ def run_diagnosis(run: ChildRun, source: Source, entry_point: str) -> Diagnosis 
         return _import_diagnosis(imported.error, source)
     if imported is not None and not imported.entry_point_found and run.ending == "completed":
         return _missing_entry_point(entry_point, imported.names, source)
-    if run.ending == "completed":
-        return None
+    if run.ending in ("completed", "memory-limit"):
+        return None  # memory-limit: the case's MemoryError is the finding (case_diagnoses), with its lines
     code = {"harness-error": "crashed"}.get(run.ending, run.ending)
     if code == "crashed" and _MEMORY_WORDS.search(run.stray_stderr.decode("utf-8", "replace")):
         code = "memory-limit"

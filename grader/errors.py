@@ -32,3 +32,12 @@ class ReferenceSolutionError(GraderError):
 
 class SandboxError(GraderError):
     """A child process could not be started or supervised."""
+
+
+class OutputError(GraderError):
+    """An output (a report, the gradebook or its journal, the batch's document) could not be written. The
+    grades stand; the CLI names the file and exits with its own code (4)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = str(path)

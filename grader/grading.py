@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,21 @@ def default_cache_dir() -> Path | None:
         return Path(configured) if configured else None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "grader"
+
+
+def usable_cache_dir(cache_dir: Path | None) -> tuple[Path | None, str]:
+    """``cache_dir`` if it can be created and written to, else None and why. A cache only saves time: a
+    folder that cannot hold one (read-only, below a file, not permitted) means grading without it, never
+    a fault (under bwrap the children would be given a folder that does not exist)."""
+    if cache_dir is None:
+        return None, ""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=cache_dir):
+            pass
+    except OSError as exc:
+        return None, f"the cache folder {cache_dir} cannot be used ({exc.strerror or exc}): graded without the cache"
+    return cache_dir, ""
 
 
 @dataclass(frozen=True)
@@ -230,6 +246,7 @@ def spawn_for(exercise: Exercise, options: GradeOptions, isolation: Isolation | 
 
     ``isolation``: as already chosen (a batch chooses once, with a uid per slot); else chosen now."""
     iso = isolation or choose_isolation(options.isolation)
+    options = dataclasses.replace(options, cache_dir=usable_cache_dir(options.cache_dir)[0])
     job = _submission_job(exercise, "", "", [], iso, options)
     if exercise.spec.warmup:
         job = dataclasses.replace(
@@ -267,6 +284,8 @@ def grade_file(
     """
     options = options or GradeOptions()
     started = time.monotonic()
+    cache_dir, cache_detail = usable_cache_dir(options.cache_dir)
+    options = dataclasses.replace(options, cache_dir=cache_dir)
     source = read_source(path)
     exercise = resolve_exercise(source, exercise_id, discover_exercises(options.exercise_roots))
     cases = build_cases(exercise, options.seed)
@@ -278,7 +297,9 @@ def grade_file(
             source,
             results,
             [problem],
-            environment=describe_environment(backend=None, isolation=None, reference_cache="off"),
+            environment=describe_environment(backend=None, isolation=None, reference_cache="off").model_copy(
+                update={"cache_detail": cache_detail}
+            ),
             started=started,
             import_output=None,
             seed=options.seed,
@@ -298,6 +319,7 @@ def grade_file(
     run = submission.join()
     results, diagnoses = judge_outputs(exercise, source, cases, wire, run, expected, options, cancel=cancel)
     environment = describe_environment(backend=expected.backend, isolation=iso, reference_cache=expected.cache)
+    environment = environment.model_copy(update={"cache_detail": cache_detail})
     imported = run.imported
     import_output = (
         captured(imported.stdout, imported.stderr, limit_reached=imported.output_limit) if imported else None
@@ -408,31 +430,92 @@ def build_report(
             environment=environment,
             duration_s=round(time.monotonic() - started, 3),
             **extra,
-        )
+        ),
+        capture_bytes=exercise.spec.limits.capture_bytes,
     )
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Invisible characters that reorder or hide text (Unicode's format controls: the bidi embeddings,
+# overrides, isolates and marks, zero-width spaces, tags), line and paragraph separators, and the
+# noncharacters (U+FFFE, U+FFFF, U+FDD0-FDEF and the last two of every plane), which XML refuses. The
+# joiners U+200C and U+200D stay: scripts such as Persian and emoji sequences need them.
+_INVISIBLE = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u2028-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\ufdd0-\ufdef"
+    + "".join(f"{chr(plane + 0xFFFE)}{chr(plane + 0xFFFF)}" for plane in range(0, 0x110000, 0x10000))
+    + "]"
+)
+
+
+def _escape_invisible(match: re.Match[str]) -> str:
+    point = ord(match.group())
+    return f"\\u{point:04x}" if point <= 0xFFFF else f"\\U{point:08x}"
 
 
 def sanitize(text: str) -> str:
-    """Escapes control characters (terminal escape sequences included) so text is shown, not obeyed, and
-    lone surrogates (undecodable bytes of a file name) so that it can be written as UTF-8."""
+    """Escapes control characters (terminal escape sequences included) so text is shown, not obeyed, lone
+    surrogates (undecodable bytes of a file name) so that it can be written as UTF-8, and invisible
+    characters that reorder or hide text (bidi controls, noncharacters) as ``\\uXXXX``."""
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _INVISIBLE.sub(_escape_invisible, text)
 
 
-def _escaped(report: Report) -> Report:
-    """The report with control characters escaped in every string: much of it comes from the submission
-    (names, types, messages, file names), and no renderer or CI log should obey what it wrote."""
+# A report's bounds, in bytes of its JSON (UTF-8, where a backslash, quote, tab or line break takes two):
+# whatever a submission sends or prints, a report stays small (README: "The JSON report"). What a case
+# printed is cut to the exercise's capture limit; the fields named here (a frame's function and source
+# line, an exception's type, a source line a diagnosis shows, file paths) to their own bound; every other
+# string to MAX_REPORT_TEXT.
+MAX_REPORT_TEXT = 2048
+_FIELD_BYTES = {
+    "function": 200,
+    "code": 300,
+    "type": 200,
+    "actual_type": 200,
+    "text": 300,
+    "file": 4096,
+    "path": 4096,
+}
+_CUT = " …[cut]"
+_JSON_DOUBLED = frozenset(b'\\"\t\n\r')
 
-    def walk(value: object) -> object:
+
+def _json_size(data: bytes) -> int:
+    return len(data) + sum(data.count(byte) for byte in _JSON_DOUBLED)
+
+
+def _cut(text: str, limit: int, mark: str = _CUT) -> str:
+    """``text`` in at most ``limit`` bytes of JSON, ending in ``mark`` where it was cut."""
+    data = text.encode("utf-8")
+    if _json_size(data) <= limit:
+        return text
+    room, end = limit - _json_size(mark.encode("utf-8")), 0
+    for byte in data:
+        room -= 2 if byte in _JSON_DOUBLED else 1
+        if room < 0:
+            break
+        end += 1
+    return data[:end].decode("utf-8", "ignore") + mark
+
+
+def _escaped(report: Report, *, capture_bytes: int) -> Report:
+    """The report with control and invisible characters escaped in every string, and every string cut to
+    its bound: much of it comes from the submission (names, types, messages, file names, what it
+    printed), and no renderer or CI log should obey what it wrote, nor be flooded by it."""
+
+    def walk(value: object, key: str = "") -> object:
         if isinstance(value, str):
-            return sanitize(value)
+            return _cut(sanitize(value), _FIELD_BYTES.get(key, MAX_REPORT_TEXT))
+        if key in ("stdout", "stderr") and isinstance(value, dict):  # a CapturedText: what a stream received
+            text = sanitize(value["text"])
+            kept = _cut(text, capture_bytes, mark="")
+            return {**value, "text": kept, "truncated": value["truncated"] or kept != text}
         if isinstance(value, dict):
-            return {key: walk(item) for key, item in value.items()}
+            return {name: walk(item, name) for name, item in value.items()}
         if isinstance(value, list):
-            return [walk(item) for item in value]
+            return [walk(item, key) for item in value]
         return value
 
     return Report.model_validate(walk(report.model_dump()))

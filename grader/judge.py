@@ -11,6 +11,7 @@ from grader.sandbox.protocol import ArrayValue, ObjectValue, Result, WireCapture
 from grader.schema import CapturedOutput, CapturedText, CaseResult, Comparison, ErrorInfo, Frame
 
 MAX_ELEMENTS = 10_000_000
+MAX_SHOWN_FRAMES = 10  # the learner's innermost frames a report keeps (a recursion repeats the same few)
 
 
 def captured(stdout: WireCapture, stderr: WireCapture, *, limit_reached: bool = False) -> CapturedOutput:
@@ -27,7 +28,7 @@ def error_info(error: WireError, learner_file: str) -> ErrorInfo:
         Frame(file=f.file, line=f.line, function=f.function, code=f.code)
         for f in error.frames
         if f.file == learner_file
-    ]
+    ][-MAX_SHOWN_FRAMES:]
     raised_in = None
     if error.frames and error.frames[-1].file != learner_file:
         raised_in = _short_library_path(error.frames[-1].file)

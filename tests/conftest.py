@@ -1,9 +1,14 @@
-"""Shared fixtures: a session-wide cache, the bundled and the test exercises, and a clean terminal."""
+"""Shared fixtures: a session-wide cache, the bundled and the test exercises, a clean terminal, and the
+containment of tests that run hostile code."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import shutil
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,12 +20,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SUBMISSIONS = ROOT / "submissions"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TOY_EXERCISES = FIXTURES / "exercises"
+# A hostile test is stopped after this long (pytest-timeout): many times the longest grading its limits
+# allow, so that it trips only on a hang, which would otherwise hold CI until its own time runs out.
+HOSTILE_TIMEOUT_S = 300
+PROCESS_HEADROOM = 4096  # processes and threads a hostile test's children may add to their user's count
 
 
 @pytest.fixture(autouse=True)
 def _plain_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "GRADER_EXERCISES"):
+    for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS"):
         monkeypatch.delenv(name, raising=False)
+    # The grader's settings, and JAX's and XLA's (the reference cache's key follows them), are the tests' own.
+    for name in [n for n in os.environ if n.startswith(("GRADER_", "JAX_", "XLA_"))]:
+        monkeypatch.delenv(name)
     # The learner's state (hints, last results) goes to a temporary folder, never the tester's home.
     monkeypatch.setenv("GRADER_DATA_DIR", str(tmp_path_factory.mktemp("grader-data")))
 
@@ -79,3 +91,64 @@ def cli_env(cache_dir: Path, **extra: str) -> dict[str, str]:
     env.setdefault("GRADER_DATA_DIR", str(cache_dir.parent / "grader-data-cli"))
     env.update(extra)
     return env
+
+
+@pytest.fixture
+def contained() -> Iterator[None]:
+    """Limits around a test that runs hostile code, so that a regression of the sandbox cannot take the
+    machine down with it.
+
+    While it runs, the processes it starts inherit a soft cap on their user's processes (a fork bomb stops
+    there even if the child's own limits were lost; the sandbox's tighter limits replace it as usual; the
+    kernel exempts root, whose children the grader moves to other uids). Afterwards every process it left
+    alive below this one is killed, and the test fails. The wall time is pytest-timeout's:
+    ``pytest.mark.timeout(HOSTILE_TIMEOUT_S)``.
+    """
+    before = _descendants()
+    limit = resource.getrlimit(resource.RLIMIT_NPROC)
+    cap = _tasks_of(os.getuid()) + PROCESS_HEADROOM
+    if limit[0] == resource.RLIM_INFINITY or limit[0] > cap:
+        resource.setrlimit(resource.RLIMIT_NPROC, (cap, limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NPROC, limit)
+        left = sorted(_descendants() - before)
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    assert left == [], f"the test left processes alive (now killed): {left}"
+
+
+def _descendants() -> set[int]:
+    """Live processes below this one (the grader makes itself their subreaper: a daemon stays below)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="utf-8", errors="replace") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if fields and fields[0] not in ("Z", "X"):  # a zombie holds nothing but its id
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _tasks_of(uid: int) -> int:
+    """The processes and threads ``uid`` runs: what RLIMIT_NPROC counts."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+    return count

@@ -68,7 +68,7 @@ def test_output_file_gets_the_report_and_stdout_stays_empty(cache_dir: Path, tmp
     ("args", "message"),
     [
         (["grade", "no/such/file.py"], "no such file"),
-        (["grade", "/dev/null", "--exercise", "train-eval-dropout"], "not a file"),
+        (["grade", "/dev/null", "--exercise", "train-eval-dropout"], "not a regular file"),
         (["grade", "submissions/correct.py", "no/such/folder"], "no such file or folder"),
         (["grade", "submissions/*.nothing"], "no Python files"),
         (["grade", "submissions/correct.py", "--exercise", "nope"], "unknown exercise 'nope'"),

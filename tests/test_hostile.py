@@ -1,8 +1,10 @@
 """Hostile submissions, under every isolation level this machine offers.
 
-Each attack must end in a verdict that is not a pass, within the time bound the limits give, and leave
-the repository unchanged. Attacks that only stronger isolation stops (another uid, namespaces) are
-skipped, with the reason, where the grader runs without it; SECURITY.md says the same.
+Each attack must end in a verdict that is not a pass and leave the repository unchanged. Attacks that
+only stronger isolation stops (another uid, namespaces) are skipped, with the reason, where the grader
+runs without it; SECURITY.md says the same. Every test runs contained (tests/conftest.py): a wall-clock
+timeout, a cap on processes, and no process left alive after it. What is asserted never depends on the
+machine's speed or load: a verdict, not how long it took.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from grader.grading import GradeOptions, grade_file
 from grader.render.terminal import make_console, render_report
 from grader.sandbox.isolation import Isolation, choose_isolation
 from grader.schema import Report
-from tests.conftest import ROOT, TOY_EXERCISES
+from tests.conftest import FIXTURES, HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES
+
+pytestmark = pytest.mark.timeout(HOSTILE_TIMEOUT_S)
 
 CORRECT = """
 import numpy as np
@@ -36,8 +40,6 @@ import numpy as np
 def scale(factor, x):
     return np.zeros(np.shape(x), np.float32)
 """
-# From the toy exercise's limits: 2 x import (15 s) + 3 cases x 3 s + 5 s, and a little for the reference.
-BOUND_S = 2 * 15 + 3 * 3 + 5 + 10
 
 
 def _levels() -> list[str]:
@@ -66,8 +68,8 @@ def repo_digest() -> str:
 
 
 @pytest.fixture
-def attack(tmp_path: Path, cache_dir: Path, isolation: Isolation, repo_digest: str):
-    """Grades a hostile source on the toy exercise, then checks the bound and the repository."""
+def attack(tmp_path: Path, cache_dir: Path, isolation: Isolation, repo_digest: str, contained: None):
+    """Grades a hostile source on the toy exercise, then checks the verdict and the repository."""
 
     def _attack(source: str, *, may_pass: bool = False) -> Report:
         """``may_pass``: the submission computes the right outputs and attacks on the side."""
@@ -75,7 +77,6 @@ def attack(tmp_path: Path, cache_dir: Path, isolation: Isolation, repo_digest: s
         path.write_text(source, encoding="utf-8")
         options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=isolation.level)
         report = grade_file(path, exercise_id="toy-scale", options=options)
-        assert report.duration_s <= BOUND_S
         assert report.status != "passed" or may_pass
         assert _digest_tree(ROOT) == repo_digest
         return report
@@ -143,7 +144,11 @@ def test_sleeping_times_out(attack) -> None:
 
 
 def test_memory_without_end_is_a_memory_verdict(attack) -> None:
-    report = attack("def scale(factor, x):\n    hoard = []\n    while True:\n        hoard.append(bytearray(10**8))\n")
+    # Steps of 4 GiB: the first is past the toy's 1 GiB limit, so it fails at once, however loaded the
+    # machine (steps of 100 MB, each filled with zeros, can meet the case's deadline first under load).
+    report = attack(
+        "def scale(factor, x):\n    hoard = []\n    while True:\n        hoard.append(bytearray(4 << 30))\n"
+    )
     assert codes(report)[0] in ("memory-limit", "crashed")
 
 
@@ -238,17 +243,43 @@ print("done")
 def test_the_reference_cannot_be_found_on_disk(attack, isolation: Isolation) -> None:
     if isolation.level != "bwrap":
         pytest.skip("without bwrap the reference file is readable by path (see SECURITY.md)")
+    known = [str(FIXTURES / "reference" / "toy_scale.py")]  # where the toy exercise's spec points
+    # Where the reference can be: where the host keeps it, any installed data folder (share/jax-grader
+    # under a prefix), or anywhere outside the system's and Python's libraries, which the walk leaves out
+    # so that it ends well within a case's deadline. Walking more than the budget is a finding in itself.
     report = attack(
-        """
-import os
+        f"""
+import os, sys
+
+KNOWN = {known!r}
+PREFIXES = ["/usr", "/usr/local", sys.prefix, sys.base_prefix, sys.exec_prefix]
+PRUNED = ("/proc", "/sys", "/dev", "/usr")
+LIBRARIES = ("site-packages", "dist-packages", "__pycache__")
+
+def _run(path, factor, x):
+    namespace = {{}}
+    exec(open(path).read(), namespace)
+    return namespace["scale"](factor, x)
+
+def _kept(root, name):
+    path = os.path.join(root, name)
+    library = name.startswith("python3") and os.path.basename(root) in ("lib", "lib64")
+    return path not in PRUNED and name not in LIBRARIES and not library
+
 def scale(factor, x):
+    installed = [os.path.join(p, "share", "jax-grader", "reference", "toy_scale.py") for p in PREFIXES]
+    for path in KNOWN + installed:
+        if os.path.isfile(path):
+            return _run(path, factor, x)
+    budget = 5000
     for top in ("/", os.path.expanduser("~")):
         for root, dirs, files in os.walk(top):
-            dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/proc", "/sys", "/dev")]
+            budget -= 1
+            if budget < 0:
+                raise OverflowError("the sandbox shows more than 5000 folders outside the libraries")
             if "toy_scale.py" in files:
-                namespace = {}
-                exec(open(os.path.join(root, "toy_scale.py")).read(), namespace)
-                return namespace["scale"](factor, x)
+                return _run(os.path.join(root, "toy_scale.py"), factor, x)
+            dirs[:] = [d for d in dirs if _kept(root, d)]
     raise FileNotFoundError("no reference anywhere")
 """
     )

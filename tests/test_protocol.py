@@ -10,11 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from grader.sandbox import protocol
 from grader.sandbox.protocol import (
     ArrayValue,
     FrameReader,
     ProtocolError,
     Result,
+    WireLimits,
     encode_arg,
     encode_frame,
     parse_message,
@@ -128,3 +130,126 @@ def test_random_messages_are_validated_or_refused(kind: str, fields: dict) -> No
     if isinstance(value, ArrayValue):
         with contextlib.suppress(ValueError):
             value.to_numpy(1000)
+
+
+# Bounds: every string and list of a message, and what a frame claims, checked against the job's limits.
+LIMITS = WireLimits(max_elements=1000, capture_bytes=8192, file_bytes=64 * 2**20)
+
+
+@pytest.fixture(scope="module")
+def harness():  # a standalone script, loaded by path as the child does
+    import importlib.util
+
+    from grader.sandbox.process import HARNESS
+
+    spec = importlib.util.spec_from_file_location("grader_harness_for_bounds", HARNESS)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_protocol_bounds_are_the_harness_limits(harness) -> None:
+    from grader.exercise import Limits
+
+    assert protocol.MAX_TEXT == harness.MAX_TEXT
+    assert protocol.MAX_FRAMES == harness.MAX_FRAMES
+    assert protocol.MAX_DIMS == harness.MAX_DIMS
+    assert protocol.MAX_NAMES == harness.MAX_NAMES
+    capture = Limits.model_fields["capture_bytes"].metadata
+    assert max(m.le for m in capture if hasattr(m, "le")) == protocol.MAX_CAPTURE
+
+
+def test_what_the_harness_sends_at_its_limits_is_accepted(harness) -> None:
+    import types
+
+    module = types.ModuleType("many")
+    for i in range(protocol.MAX_NAMES + 50):
+        setattr(module, f"f{i}", print)
+    names = harness._callable_names(module)
+    assert len(names) == protocol.MAX_NAMES
+    try:
+        raise ValueError("x" * 10 * protocol.MAX_TEXT)
+    except ValueError as exc:
+        error = harness._describe_error(exc)
+    deep = {**error, "frames": error["frames"] * 100}  # as many as a deep recursion: the harness keeps the last
+    deep["frames"] = deep["frames"][-harness.MAX_FRAMES :]
+    too_large = harness._encode_value(np.zeros((1,) * 32, np.float32), 1000)  # more dimensions than MAX_DIMS
+    message = {"type": "imported", "names": names, "error": deep}
+    assert parse_message(encode_frame(message)[4:], limits=LIMITS).type == "imported"
+    result = {"type": "result", "case": "a", "value": too_large}
+    assert parse_message(encode_frame(result)[4:], limits=LIMITS).type == "result"
+
+
+FORGED_ERROR = {"type": "OSError", "message": "x"}
+
+
+@pytest.mark.parametrize(
+    ("message", "why"),
+    [
+        ({"type": "result", "case": "a", "error": {**FORGED_ERROR, "message": "x" * 99_000}}, "at most 4000"),
+        ({"type": "result", "case": "a", "error": {**FORGED_ERROR, "type": "T" * 4001}}, "at most 4000"),
+        (
+            {"type": "result", "case": "a", "error": {**FORGED_ERROR, "frames": [{"file": "f", "function": "g"}] * 41}},
+            "at most 40 items",
+        ),
+        ({"type": "imported", "names": ["n"] * 201}, "at most 200 items"),
+        ({"type": "hello", "python": "3", "modules": {f"m{i}": "1" for i in range(300)}}, "at most 200 items"),
+        ({"type": "hello", "python": "3" * 300}, "at most 256"),
+        ({"type": "imported", "stdout": {"text": "x" * 8193, "size": 8193, "truncated": True}}, "exceeds the limit"),
+        ({"type": "imported", "stdout": {"text": "", "size": 10**15, "truncated": True}}, "file size limit"),
+        ({"type": "imported", "stdout": {"text": "x", "size": 9000, "truncated": False}}, "not marked truncated"),
+        (
+            {
+                "type": "result",
+                "case": "a",
+                "value": {"kind": "too-large", "type": "t", "dtype": "f4", "shape": [2, 3]},
+            },
+            "not too large",
+        ),
+    ],
+)
+def test_forged_messages_beyond_the_bounds_are_protocol_errors(message: dict, why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        parse_message(encode_frame(message)[4:], limits=LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ({"shape": [10**15]}, "exceed the limit of 1000"),
+        ({"shape": [2**53] * 8}, "exceed the limit of 1000"),
+        ({"shape": [5]}, "do not fit"),
+        ({"data": "A" * 99_000}, "do not fit"),
+        ({"wire_dtype": "|O"}, "not allowed"),
+    ],
+)
+def test_arrays_that_claim_what_their_data_is_not_are_protocol_errors(override: dict, why: str) -> None:
+    value = {**array_value(np.zeros(4, np.float32)).model_dump(), **override}
+    frame = encode_frame({"type": "result", "case": "a", "value": value})
+    with pytest.raises(ProtocolError, match=why):
+        parse_message(frame[4:], limits=LIMITS)
+    assert parse_message(frame[4:]).type == "result"  # without limits only the model's own bounds apply
+
+
+def test_an_honest_array_and_capture_pass_the_limits() -> None:
+    value = array_value(np.arange(7, dtype=np.float64)).model_dump()
+    capture = {"text": "é" * 8192, "size": 10**6, "truncated": True}
+    frame = encode_frame({"type": "result", "case": "a", "value": value, "stdout": capture})
+    message = parse_message(frame[4:], limits=LIMITS)
+    assert isinstance(message, Result) and isinstance(message.value, ArrayValue)
+    assert np.array_equal(message.value.to_numpy(1000), np.arange(7.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["hello", "imported", "result"]),
+    st.dictionaries(
+        st.sampled_from(["case", "value", "error", "names", "stdout", "python", "kind", "data", "shape"]),
+        json_values,
+        max_size=6,
+    ),
+)
+def test_random_messages_under_limits_are_validated_or_refused(kind: str, fields: dict) -> None:
+    with contextlib.suppress(ProtocolError):
+        parse_message(encode_frame({"type": kind, **fields})[4:], limits=LIMITS)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,8 @@ from grader.cases import build_cases
 from grader.exercise import load_exercise
 from grader.grading import GradeOptions, grade_file
 from grader.reference import cache_key
-from tests.conftest import FIXTURES, SUBMISSIONS, copy_toy_exercise
+from tests.conftest import FIXTURES, ROOT, SUBMISSIONS, cli_env, copy_toy_exercise
+from tests.test_hostile import _levels
 
 CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x) * np.float32(factor)).astype('f4')\n"
 
@@ -107,3 +111,34 @@ def test_a_failing_reference_runs_again_only_when_it_ended_early(
         with pytest.raises(ReferenceSolutionError):
             reference.run_reference(exercise, cases, wire_cases(exercise, cases), env={}, cache_dir=toy / "cache")
     assert len(started) == runs
+
+
+@pytest.mark.parametrize("level", _levels())
+def test_a_cache_folder_that_cannot_be_made_is_graded_without(toy: Path, level: str) -> None:
+    """A cache only saves time: one that cannot be created (below a file, so even root cannot) is left off,
+    alone or in a batch, and the report says so instead of every submission becoming a fault."""
+    (toy / "file").write_text("not a folder")
+    unusable = toy / "file" / "cache"
+    (toy / "class").mkdir()
+    for name in ("a.py", "b.py"):
+        (toy / "class" / name).write_text(CORRECT)
+    env = cli_env(toy / "unused", GRADER_CACHE_DIR=str(unusable), GRADER_EXERCISES=str(toy / "exercises"))
+    for target in (toy / "s.py", toy / "class"):
+        command = [sys.executable, "-m", "grader", "grade", str(target), "-f", "json", "--isolation", level]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+        assert result.returncode == 0, result.stderr
+        document = json.loads(result.stdout)
+        reports = [e["report"] for e in document["submissions"]] if document.get("kind") == "batch" else [document]
+        assert len(reports) == (2 if target.name == "class" else 1)
+        for report in reports:
+            assert report["status"] == "passed"
+            assert report["environment"]["reference_cache"] == "off"
+            assert "graded without the cache" in report["environment"]["cache_detail"]
+            assert str(unusable) in report["environment"]["cache_detail"]
+    assert (toy / "file").read_text() == "not a folder"
+
+
+def test_a_usable_cache_leaves_no_note(toy: Path) -> None:
+    report = _grade(toy, toy / "cache")
+    assert report.environment.reference_cache == "miss" and report.environment.cache_detail == ""
+    assert not [p for p in (toy / "cache").iterdir() if p.is_file()]  # the probe left nothing behind

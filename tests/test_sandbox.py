@@ -1,4 +1,7 @@
-"""How a child can end, and what the report says each time (on the jax-free toy exercise, short limits)."""
+"""How a child can end, and what the report says each time (on the jax-free toy exercise, short limits).
+
+Submissions here misbehave on purpose, so every test runs contained (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import HOSTILE_TIMEOUT_S, ROOT
+
+pytestmark = [pytest.mark.usefixtures("contained"), pytest.mark.timeout(HOSTILE_TIMEOUT_S)]
 
 CORRECT = """
 import numpy as np
@@ -323,9 +328,9 @@ def scale(factor, x):
     os._exit(3)
 """
     report = grade_toy(source, tmp_path)
+    # Waiting for the grandchild to close the channel would end at the case's deadline as a timeout.
     assert codes(report)[0] == "exited"
     assert "status 3" in report.diagnoses[0].message
-    assert report.duration_s < 3 * 3  # well before the case's 3 s deadline would add up
 
 
 def test_source_lines_are_escaped_in_diagnoses(grade_toy, tmp_path: Path) -> None:

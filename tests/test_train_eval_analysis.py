@@ -149,3 +149,25 @@ def test_sign_aligned_or_nan_zeros_are_not_taken_for_dropout(submit: Submit) -> 
     with np.errstate(invalid="ignore"):
         findings = analysis.analyze(observe(submit), rtol=RTOL, atol=ATOL)
     assert {f.code for f in findings} <= {"eval-mismatch"}
+
+
+@pytest.mark.parametrize(
+    "submit",
+    [
+        lambda e, k, t, r: (np.zeros_like(t), np.zeros_like(e)),  # zeros of the right shape in both modes
+        lambda e, k, t, r: (t, np.zeros_like(e)),  # right in training, zeros at eval
+        lambda e, k, t, r: (e, np.zeros_like(e)),  # eval's output in training, zeros at eval
+        lambda e, k, t, r: (np.zeros_like(t), t),  # zeros in training: a mask that keeps nothing
+    ],
+    ids=["zeros", "eval-zeros", "train-as-eval-eval-zeros", "train-zeros-eval-dropped"],
+)
+def test_outputs_of_zeros_are_no_dropout(submit: Submit) -> None:
+    """0 everywhere keeps no unit: it shows neither a mask nor a scale, so no dropout finding rests on it."""
+    findings = analysis.analyze(observe(submit), rtol=RTOL, atol=ATOL)
+    assert [f.code for f in findings] == ["eval-mismatch"]
+
+
+def test_zeros_at_eval_are_named_in_the_evidence() -> None:
+    zeros = observe(lambda e, k, t, r: (np.zeros_like(t), np.zeros_like(e)))
+    (finding,) = analysis.analyze(zeros, rtol=RTOL, atol=ATOL)
+    assert "0 in every unit" in finding.evidence and "Dropout itself is right" not in finding.evidence

@@ -84,6 +84,12 @@ def _drops_something(drops: list[_Dropout]) -> bool:
     return sum(d.n_kept for d in drops) < sum(d.n_visible for d in drops)
 
 
+def _a_half_mask(drops: list[_Dropout]) -> bool:
+    """Dropout(0.5), pooled over cases: some units dropped, about half kept. An output that is 0 everywhere
+    keeps nothing, so it shows neither a mask nor a scale (``np.zeros`` is not a dropout)."""
+    return _drops_something(drops) and _fraction_agrees(drops, 0.5)
+
+
 def _random_mask(drops: list[_Dropout], bases: list[np.ndarray]) -> bool:
     """A dropout mask ignores the sign of what it drops; a ReLU or a clip drops exactly the negatives."""
     dropped_signs = np.concatenate([np.sign(b[d.visible & ~d.kept]) for d, b in zip(drops, bases, strict=True)])
@@ -150,7 +156,7 @@ def _inverted(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float) 
             return []
         drops.append(drop)
     bases = [p.eval.expected for p in wrong]
-    if not (_drops_something(drops) and _scale_is(drops, 2.0) and _random_mask(drops, bases)):
+    if not (_a_half_mask(drops) and _scale_is(drops, 2.0) and _random_mask(drops, bases)):
         return []
     evidence = (
         f"in {len(wrong)} train/eval pairs, the train output equals the expected eval output, and the eval "
@@ -179,7 +185,7 @@ def _active_at_eval(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: f
         drops.append(drop)
         train_drops.append(train_drop)
     bases = [p.eval.expected for p in wrong]
-    if not (_drops_something(drops) and _drops_something(train_drops)):
+    if not (_a_half_mask(drops) and _a_half_mask(train_drops)):
         return []
     if not (_scale_is(drops, 2.0) and _random_mask(drops, bases) and _random_mask(train_drops, bases)):
         return []
@@ -238,7 +244,9 @@ def _params(pairs: list[_Pair], wrong: list[_Pair], rtol: float, atol: float) ->
         return []
     ids = [p.eval.case_id for p in eval_wrong]
     evidence = f"the eval output differs from the expected one in {len(eval_wrong)} cases"
-    if _dropout_behaves(wrong, atol):
+    if not any(np.any(p.eval.actual) for p in eval_wrong):
+        evidence += "; it is 0 in every unit, as if nothing were computed"
+    elif _dropout_behaves(wrong, atol):
         # Then the train outputs are wrong only as a consequence: the same finding covers them.
         ids += [p.train.case_id for p in eval_wrong if not p.train.passed]
         evidence += (

@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 
-from rich.console import Console
+from rich.cells import cell_len, get_character_cell_size
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -30,21 +33,72 @@ GRADEBOOK_COLUMNS = (
     "report_file",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+ELLIPSIS = "…"
+PATH_MIN = 16  # a path is not shortened below this many cells while something else on its line can give way
+TAIL_MIN = 24  # nor the message after it, while the path can give way
 
 
 def _score(entry: BatchEntry) -> str:
     return f"{entry.score:g}/{entry.max_score:g}" if entry.report is not None else "-"
 
 
-def _line(entry: BatchEntry, done: int, total: int) -> Text:
-    text = Text(f"[{done}/{total}] ")
-    text.append(f"{entry.status:7}", style=STYLES.get(entry.status, ""))
-    text.append(f" {_score(entry):>7} {entry.duration_s:6.1f}s  {entry.path}")
-    if entry.diagnosis:
-        text.append(f"  {entry.diagnosis}", style="dim")
-    elif entry.report is None:
-        text.append(f"  {entry.message}", style="dim")
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells: whole when it fits, else its middle replaced by an ellipsis, so
+    that a path keeps where it starts and its file name."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return ELLIPSIS[:width]
+    tail_room = width // 2  # the end (the file name) gets the larger half of the room left
+    return _fit(text, width - 1 - tail_room) + ELLIPSIS + _fit(text[::-1], tail_room)[::-1]
+
+
+def _fit(text: str, room: int) -> str:
+    """The longest start of ``text`` that fits in ``room`` cells."""
+    used = 0
+    for end, character in enumerate(text):
+        used += get_character_cell_size(character)
+        if used > room:
+            return text[:end]
     return text
+
+
+def _line(entry: BatchEntry, done: int, total: int, width: int, note: str = "") -> Text:
+    """One line per finished submission, never wrapped: in ``width`` cells, the path shortened in its
+    middle, then a message (of a submission not graded) cut at its end, when the line would be longer; the
+    diagnosis code and the note stay whole."""
+    head = Text(f"[{done}/{total}] ")
+    head.append(f"{entry.status:7}", style=STYLES.get(entry.status, ""))
+    head.append(f" {_score(entry):>7} {entry.duration_s:6.1f}s  ")
+    message = Text(f"  {entry.message}" if entry.report is None and not entry.diagnosis else "", style="dim")
+    kept = Text(f"  {entry.diagnosis}" if entry.diagnosis else "", style="dim")
+    if note:
+        kept.append(f"  ({note})")
+    room, path_width = width - head.cell_len, cell_len(entry.path)
+    wanted = kept.cell_len + min(message.cell_len, TAIL_MIN)
+    path_room = min(path_width, max(room - wanted, PATH_MIN), max(room, 0))
+    line, room = head + Text(shorten_middle(entry.path, path_room)), room - path_room
+    if room > kept.cell_len and message:
+        message.truncate(room - kept.cell_len, overflow="ellipsis")
+        line.append_text(message)
+    if room <= 0:
+        return line
+    kept.truncate(room, overflow="ellipsis")
+    return line + kept
+
+
+class _PathCell:
+    """A path in a table cell, on one line: its middle elided when the column is narrower than the path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        width = cell_len(self.path)
+        return Measurement(min(width, PATH_MIN), width).with_maximum(options.max_width)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text(shorten_middle(self.path, options.max_width), no_wrap=True, overflow="ellipsis")
 
 
 class BatchProgress:
@@ -84,28 +138,27 @@ class BatchProgress:
         with self._lock:
             again = entry.path in self._seen  # graded again on its own (see grade_batch)
             self._seen.add(entry.path)
-            line = _line(entry, len(self._seen), self.total)
-            if again:
-                line.append("  (graded again on its own)", style="dim")
+            note = "graded again on its own" if again else "kept from the earlier run" if entry.resumed else ""
+            line = _line(entry, len(self._seen), self.total, self.console.width, note)
+            self.console.print(line, no_wrap=True, overflow="ellipsis", crop=True)  # above the bar, if live
             if self._progress is not None and self._task is not None:
-                self._progress.console.print(line)
-                self._progress.update(self._task, completed=self.done)
-            else:
-                self.console.print(line)
+                self._progress.update(self._task, completed=len(self._seen))
 
 
 def summary_table(batch: BatchReport) -> Table:
     """Submission, status, score, main diagnosis and time, one row each, with the totals as caption."""
     table = Table(title="Batch", title_justify="left", caption=totals_line(batch), caption_justify="left")
-    table.add_column("submission", overflow="fold")  # a path is shown whole, folded if it must be
+    # A path is never split over lines: where the table must be narrower, its middle gives way (the column
+    # may shrink, its cells never wrap).
+    table.add_column("submission")
     table.add_column("status", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("main diagnosis", overflow="fold")
-    table.add_column("time", justify="right")
+    table.add_column("time", justify="right", no_wrap=True)
     for entry in batch.submissions:
         diagnosis = entry.diagnosis or ("" if entry.report is not None else entry.message)
         table.add_row(
-            Text(entry.path),
+            _PathCell(entry.path),
             Text(entry.status, style=STYLES.get(entry.status, "")),
             _score(entry),
             Text(diagnosis),
@@ -130,10 +183,15 @@ def _cell(value: object) -> str:
 
 def render_gradebook(batch: BatchReport) -> str:
     """One row per finished submission, in ``GRADEBOOK_COLUMNS`` order."""
+    return gradebook_csv(batch.submissions)
+
+
+def gradebook_csv(entries: Iterable[BatchEntry]) -> str:
+    """The gradebook of these entries (those finished so far, while a batch runs)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(GRADEBOOK_COLUMNS)
-    for entry in batch.submissions:
+    for entry in entries:
         report = entry.report
         percent = round(100 * entry.score / entry.max_score, 2) if entry.max_score else 0
         row = (
@@ -154,16 +212,16 @@ def render_gradebook(batch: BatchReport) -> str:
 
 
 def render_batch_summary(batch: BatchReport) -> str:
-    """Markdown for ``$GITHUB_STEP_SUMMARY``: the totals, then a row per submission."""
+    """Markdown for ``$GITHUB_STEP_SUMMARY``: the totals, then a row per submission. File names and
+    messages come from submissions: they render as literal text (see ``grader.render.github``)."""
+    from grader.render.github import markdown_code, markdown_text  # here: the rest of this file needs no Markdown
+
     mark = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "fault": "💥"}
-
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("`", "'").replace("\n", " ")
-
-    out = [f"### Batch: {cell(totals_line(batch))}", "", "| submission | status | score | main diagnosis |"]
+    out = [f"### Batch: {markdown_text(totals_line(batch))}", "", "| submission | status | score | main diagnosis |"]
     out.append("|---|---|---|---|")
     for entry in batch.submissions:
         diagnosis = entry.diagnosis or ("" if entry.report is not None else entry.message)
         status = f"{mark.get(entry.status, '')} {entry.status}"
-        out.append(f"| `{cell(entry.path)}` | {status} | {_score(entry)} | {cell(diagnosis)} |")
+        path = markdown_code(entry.path, in_table=True)
+        out.append(f"| {path} | {status} | {_score(entry)} | {markdown_text(diagnosis)} |")
     return "\n".join(out) + "\n"

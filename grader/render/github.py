@@ -1,9 +1,16 @@
 """The report for GitHub Actions: workflow-command annotations at the lines a diagnosis points to, and a
-Markdown summary for ``$GITHUB_STEP_SUMMARY``."""
+Markdown summary for ``$GITHUB_STEP_SUMMARY``.
+
+Text from a submission (messages, file names) is escaped for where it goes: in a workflow command as
+GitHub's rules say (``%``, CR and LF; ``:`` and ``,`` in properties too), so it cannot end the command or
+start another; in the summary as literal text (``markdown_text``, ``markdown_code``), so no emphasis,
+link, image or HTML it holds is rendered.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from grader.schema import Report
@@ -52,21 +59,42 @@ def render_ungraded(path: str, status: str, message: str, *, root: Path | None =
     return f"::error file={where},title={_property('grader: ' + status)}::{_data(message)}\n"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# What Markdown (CommonMark, and GitHub's tables, strikethrough, autolinks, math, mentions) or HTML could
+# read as syntax within a line. Each is written as a numeric character reference, which always stands for
+# the character itself (and holds no "|" to split a table's row at).
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*_{}\[\]()<>&!|~:@#$^]|(?<=[wW]{3})\.")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` for inside a line of Markdown (a table cell, a list item, after a heading's start), where
+    it renders as itself: its syntax characters escaped, its line breaks made spaces."""
+    return _MARKDOWN_SYNTAX.sub(lambda m: f"&#{ord(m.group())};", _LINE_BREAK.sub(" ", text))
+
+
+def markdown_code(text: str, *, in_table: bool = False) -> str:
+    """``text`` as a code span, shown exactly: a fence of more backticks than any run in it, line breaks
+    made spaces, and in a table every ``|`` escaped (GitHub splits a row at a pipe even in a code span)."""
+    text = _LINE_BREAK.sub(" ", text)
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    if in_table:
+        text = text.replace("|", "\\|")
+    return f"{fence} {text} {fence}"
 
 
 def render_summary(report: Report) -> str:
     mark = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️"}
     out = [
-        f"### {mark.get(report.status, '')} {report.exercise.id}: `{report.submission.path}`",
+        f"### {mark.get(report.status, '')} {markdown_text(report.exercise.id)}: "
+        f"{markdown_code(report.submission.path)}",
         "",
-        f"**{report.status}** — score {report.score:g} / {report.max_score:g}. {_cell(report.message)}",
+        f"**{report.status}** — score {report.score:g} / {report.max_score:g}. {markdown_text(report.message)}",
         "",
     ]
     for diagnosis in report.diagnoses:
-        out.append(f"- **{diagnosis.code}**: {_cell(diagnosis.message)}")
+        out.append(f"- **{markdown_text(diagnosis.code)}**: {markdown_text(diagnosis.message)}")
     out += ["", "| case | status | detail |", "|---|---|---|"]
     for case in report.cases:
-        out.append(f"| {_cell(case.id)} | {mark.get(case.status, '')} {case.status} | {_cell(case.message)} |")
+        status = f"{mark.get(case.status, '')} {case.status}"
+        out.append(f"| {markdown_text(case.id)} | {status} | {markdown_text(case.message)} |")
     return "\n".join(out) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from xml.etree import ElementTree as ET
 
 from grader.schema import BatchEntry, BatchReport, CaseResult, Report
@@ -75,10 +76,29 @@ def _ungraded_suite(entry: BatchEntry) -> ET.Element:
     return suite
 
 
+# Characters XML 1.0 has no place for (most C0 controls, lone surrogates, U+FFFE and U+FFFF): one of them
+# anywhere, a name or a path included, makes the whole document unreadable, a batch's included.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    """``text`` with what XML 1.0 cannot hold written as ``\\uXXXX`` (reports escape these already: this
+    is the last defence)."""
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _xml_safe(root: ET.Element) -> None:
+    for element in root.iter():
+        element.text = _xml_text(element.text) if element.text else element.text
+        for key, value in list(element.attrib.items()):
+            element.set(key, _xml_text(value))
+
+
 def _document(suites: list[ET.Element], name: str, time: float) -> str:
     totals = {key: sum(int(s.get(key, "0")) for s in suites) for key in ("tests", "failures", "errors")}
     root = ET.Element("testsuites", {"name": name, **{k: str(v) for k, v in totals.items()}, "time": f"{time:.3f}"})
     root.extend(suites)
+    _xml_safe(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

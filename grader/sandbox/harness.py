@@ -35,6 +35,7 @@ _perf_counter = time.perf_counter
 MAX_FRAMES = 40
 _LINE_ENDS = re.compile(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)")
 MAX_TEXT = 4000
+MAX_NAMES = 200  # names of the submission's callables listed back
 
 
 def _clean(obj: object) -> object:
@@ -82,7 +83,8 @@ def _type_name(obj: object) -> str:
     cls = type(obj)
     module = getattr(cls, "__module__", "") or ""
     name = getattr(cls, "__qualname__", cls.__name__)
-    return name if module == "builtins" else f"{module}.{name}"
+    text = name if module == "builtins" else f"{module}.{name}"
+    return str(text)[:MAX_TEXT]
 
 
 def _describe_error(exc: BaseException) -> dict:
@@ -90,9 +92,9 @@ def _describe_error(exc: BaseException) -> dict:
     for summary in traceback.extract_tb(exc.__traceback__)[-MAX_FRAMES:]:
         frames.append(
             {
-                "file": str(summary.filename),
+                "file": str(summary.filename)[:MAX_TEXT],
                 "line": summary.lineno,
-                "function": str(summary.name),
+                "function": str(summary.name)[:MAX_TEXT],
                 "code": (summary.line or "")[:MAX_TEXT],
             }
         )
@@ -406,8 +408,8 @@ def _callable_names(module: types.ModuleType) -> list[str]:
     names = []
     for name, value in list(vars(module).items()):
         if not name.startswith("__") and callable(value):
-            names.append(str(name))
-    return sorted(names)[:200]
+            names.append(str(name)[:MAX_TEXT])
+    return sorted(names)[:MAX_NAMES]
 
 
 def _run_case(case: dict, module: types.ModuleType, entry, capture: _Capture, max_elements: int) -> dict:

@@ -35,7 +35,16 @@ from grader.sandbox.isolation import (
     environment_paths,
     remove_tree,
 )
-from grader.sandbox.protocol import Done, FrameReader, Hello, Imported, ProtocolError, Result, parse_message
+from grader.sandbox.protocol import (
+    Done,
+    FrameReader,
+    Hello,
+    Imported,
+    ProtocolError,
+    Result,
+    WireLimits,
+    parse_message,
+)
 
 HARNESS = Path(__file__).with_name("harness.py")
 HARNESS_FAULT_STATUS = 70
@@ -53,7 +62,15 @@ INHERITED_PREFIXES = ("JAX_", "XLA_", "CUDA_", "NVIDIA_", "TPU_", "ROCR_", "HIP_
 INHERITED_NAMES = ("LANG", "LC_ALL", "LD_LIBRARY_PATH", "PATH")
 
 Ending = Literal[
-    "completed", "timeout", "crashed", "exited", "protocol-error", "output-limit", "harness-error", "cancelled"
+    "completed",
+    "timeout",
+    "crashed",
+    "exited",
+    "protocol-error",
+    "output-limit",
+    "memory-limit",
+    "harness-error",
+    "cancelled",
 ]
 
 
@@ -148,6 +165,11 @@ class _Supervisor:
         self.case_ids = [case["id"] for case in job.cases]
         self.run = ChildRun()
         self.reader = FrameReader()
+        self.wire_limits = WireLimits(
+            max_elements=limits.max_output_elements,
+            capture_bytes=limits.capture_bytes,
+            file_bytes=limits.file_size_mb * 1024 * 1024,
+        )
         self.channel_bytes = 0
         self.done = False
         self.started = time.monotonic()
@@ -169,6 +191,10 @@ class _Supervisor:
         elif isinstance(message, Result) and run.current_case == message.case:
             run.results.append(message)
             index = len(run.results)
+            if index < len(self.case_ids) and self._out_of_memory(message):
+                # Every case would allocate again up to the limit (a minute or more each): the phase stays
+                # the case that ran out, and the cases after it are not run.
+                raise _Stop("memory-limit", "it ran out of memory (MemoryError), and the cases after it were not run")
             run.phase = f"case:{self.case_ids[index]}" if index < len(self.case_ids) else "finish"
         elif isinstance(message, Done) and (run.phase == "finish" or (run.hello and run.hello.preload_error)):
             self.done = True
@@ -176,12 +202,16 @@ class _Supervisor:
             raise ProtocolError(f"unexpected {message.type!r} message during phase {run.phase!r}")
         self.phase_started = time.monotonic()
 
+    @staticmethod
+    def _out_of_memory(result: Result) -> bool:
+        return result.error is not None and result.error.type == "MemoryError"
+
     def _on_channel(self, data: bytes) -> None:
         self.channel_bytes += len(data)
         if self.channel_bytes > CHANNEL_BYTES:
             raise _Stop("output-limit", f"the child sent more than {CHANNEL_BYTES} bytes of results")
         for frame in self.reader.feed(data):
-            self._advance(parse_message(frame))
+            self._advance(parse_message(frame, limits=self.wire_limits))
 
     def _on_stream(self, name: str, data: bytes) -> None:
         kept = getattr(self.run, name)

@@ -1,8 +1,14 @@
 """The wire format between the grader and a child running ``harness.py``, from the grader's side.
 
 Everything that comes back from a child is untrusted: frames are bounded in size, each is validated by
-a pydantic model, and arrays are rebuilt by numpy from raw little-endian bytes of a plain numeric dtype
-with a bounded shape. Nothing is unpickled and no file the child wrote is ever read.
+a pydantic model whose every string and list is bounded, what a frame claims (sizes, shapes, the bytes of
+an array) is checked against the job's limits (``WireLimits``) and against its own data, and arrays are
+rebuilt by numpy from raw little-endian bytes of a plain numeric dtype with a bounded shape. Nothing is
+unpickled and no file the child wrote is ever read.
+
+The harness runs alone in the child and cannot import this module: its own limits (``MAX_TEXT``,
+``MAX_FRAMES``, ``MAX_DIMS``, the names it lists) are written there again, and a test pins each bound
+here to the harness's.
 """
 
 from __future__ import annotations
@@ -10,15 +16,22 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, model_validator
 
 PROTOCOL_VERSION = 1
 FRAME_HEADER = 4
 MAX_FRAME_BYTES = 32 * 1024 * 1024
-MAX_DIMS = 8
+MAX_DIMS = 8  # harness.MAX_DIMS: an array with more dimensions is sent as too-large
+MAX_TEXT = 4000  # harness.MAX_TEXT: a message, repr, summary or source line is cut to this many characters
+MAX_FRAMES = 40  # harness.MAX_FRAMES: the innermost frames of a traceback
+MAX_NAMES = 200  # the names a submission defines, as the harness lists them
+MAX_SHAPE = 64  # the dimensions a too-large value lists (the harness cuts its shape there)
+MAX_SHORT = 256  # versions, dtype and backend names, module names
+MAX_CAPTURE = 65536  # the most an exercise's limits.capture_bytes may be: the text of one captured stream
 # Dtypes a child may send: plain numbers and booleans, nothing that holds objects.
 ALLOWED_DTYPES = frozenset(
     f"{order}{code}"
@@ -26,10 +39,24 @@ ALLOWED_DTYPES = frozenset(
     for code in ("b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16")
 )
 
-Text = Annotated[str, Field(max_length=100_000)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Short = Annotated[str, Field(max_length=MAX_SHORT)]
 # Every number from the child is bounded: reports do arithmetic with them.
 Count = Annotated[int, Field(ge=0, le=2**53)]
 LineNo = Annotated[int, Field(ge=0, le=10**9)]
+
+
+@dataclass(frozen=True)
+class WireLimits:
+    """The job's limits, which what a child claims is checked against on arrival (``parse_message``)."""
+
+    max_elements: int  # elements of an array sent as data; more are sent as too-large
+    capture_bytes: int  # bytes of each stream a capture reads back
+    file_bytes: int  # the file size limit: no capture can have grown larger
+
+
+def _limits(info: ValidationInfo) -> WireLimits | None:
+    return info.context if isinstance(info.context, WireLimits) else None
 
 
 class _Message(BaseModel):
@@ -46,7 +73,7 @@ class WireFrame(_Message):
 class WireError(_Message):
     type: Text
     message: Text
-    frames: list[WireFrame] = Field(default_factory=list, max_length=100)
+    frames: list[WireFrame] = Field(default_factory=list, max_length=MAX_FRAMES)
     lineno: LineNo | None = None
     offset: LineNo | None = None
     text: Text | None = None
@@ -54,18 +81,50 @@ class WireError(_Message):
 
 
 class WireCapture(_Message):
-    text: Text = ""
+    text: Annotated[str, Field(max_length=MAX_CAPTURE)] = ""
     size: Count = 0
     truncated: bool = False
+
+    @model_validator(mode="after")
+    def _as_read(self, info: ValidationInfo) -> WireCapture:
+        """The harness reads back at most ``capture_bytes`` (one character or more each) of a file that the
+        file size limit bounds, and marks it truncated exactly when the file held more than it read."""
+        limits = _limits(info)
+        if limits is None:
+            return self
+        if len(self.text) > limits.capture_bytes:
+            raise ValueError(f"a capture of {len(self.text)} characters exceeds the limit of {limits.capture_bytes}")
+        if self.size > limits.file_bytes:
+            raise ValueError(f"a capture of {self.size} bytes exceeds the file size limit of {limits.file_bytes}")
+        if not self.truncated and self.size > limits.capture_bytes:
+            raise ValueError(f"a capture of {self.size} bytes is not marked truncated")
+        return self
 
 
 class ArrayValue(_Message):
     kind: Literal["array"]
     type: Text
-    dtype: Text
-    wire_dtype: Text
+    dtype: Short
+    wire_dtype: Short
     shape: list[Count] = Field(max_length=MAX_DIMS)
     data: str
+
+    @model_validator(mode="after")
+    def _fits(self, info: ValidationInfo) -> ArrayValue:
+        """On arrival: a plain dtype, no more elements than the job allows, and as much data as the shape
+        says (checked on the base64 text's length, before anything is decoded)."""
+        limits = _limits(info)
+        if limits is None:
+            return self
+        if self.wire_dtype not in ALLOWED_DTYPES:
+            raise ValueError(f"dtype {self.wire_dtype!r} is not allowed")
+        count = math.prod(self.shape)
+        if count > limits.max_elements:
+            raise ValueError(f"{count} elements exceed the limit of {limits.max_elements}")
+        size = count * np.dtype(self.wire_dtype).itemsize
+        if len(self.data) != 4 * ((size + 2) // 3):
+            raise ValueError(f"{len(self.data)} characters of data do not fit shape {self.shape} of {self.wire_dtype}")
+        return self
 
     def to_numpy(self, max_elements: int) -> np.ndarray:
         """Rebuilds the array, refusing anything that is not a plain numeric array of the stated shape."""
@@ -94,8 +153,16 @@ class ObjectValue(_Message):
 class TooLargeValue(_Message):
     kind: Literal["too-large"]
     type: Text
-    dtype: Text
-    shape: list[Count] = Field(max_length=64)
+    dtype: Short
+    shape: list[Count] = Field(max_length=MAX_SHAPE)
+
+    @model_validator(mode="after")
+    def _too_large(self, info: ValidationInfo) -> TooLargeValue:
+        """The harness says too-large only of an array with more elements or dimensions than it may send."""
+        limits = _limits(info)
+        if limits is not None and len(self.shape) <= MAX_DIMS and math.prod(self.shape) <= limits.max_elements:
+            raise ValueError(f"shape {self.shape} is not too large to send")
+        return self
 
 
 WireValue = Annotated[ArrayValue | ObjectValue | TooLargeValue, Field(discriminator="kind")]
@@ -103,9 +170,9 @@ WireValue = Annotated[ArrayValue | ObjectValue | TooLargeValue, Field(discrimina
 
 class Hello(_Message):
     type: Literal["hello"]
-    python: Text
-    modules: dict[str, Text] = Field(default_factory=dict)
-    backend: Text | None = None
+    python: Short
+    modules: dict[Short, Short] = Field(default_factory=dict, max_length=MAX_NAMES)
+    backend: Short | None = None
     preload_error: WireError | None = None
     warmed: bool | None = None  # whether a warm-up ran through (None: there was none)
 
@@ -113,7 +180,7 @@ class Hello(_Message):
 class Imported(_Message):
     type: Literal["imported"]
     error: WireError | None = None
-    names: list[Text] = Field(default_factory=list, max_length=1000)
+    names: list[Text] = Field(default_factory=list, max_length=MAX_NAMES)
     entry_point_found: bool = False
     stdout: WireCapture = WireCapture()
     stderr: WireCapture = WireCapture()
@@ -149,9 +216,11 @@ class ProtocolError(Exception):
     """The child sent something that is not a valid message."""
 
 
-def parse_message(payload: bytes) -> Hello | Imported | Result | Done:
+def parse_message(payload: bytes, *, limits: WireLimits | None = None) -> Hello | Imported | Result | Done:
+    """One frame's message, validated; with ``limits`` (as the supervisor passes them), what it claims is
+    checked against them too. Anything else is a ``ProtocolError``."""
     try:
-        return _MESSAGE.validate_json(payload)
+        return _MESSAGE.validate_json(payload, context=limits)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise ProtocolError(f"the child sent a message the grader cannot accept: {str(exc)[:300]}") from exc
 
