@@ -131,9 +131,11 @@ DAEMON = (
     CORRECT
     + """
 import os, time
-open("/tmp/grader-left-{tag}", "w").write("x")
-if os.path.isdir("/dev/shm"):
-    open("/dev/shm/grader-left-{tag}", "w").write("x")
+for folder in ("/tmp", "/dev/shm"):  # under bwrap both are the sandbox's own (or not writable)
+    try:
+        open(f"{folder}/grader-left-{tag}", "w").write("x")
+    except OSError:
+        pass
 if os.fork() == 0:
     os.setsid()
     while True:  # a new pid every few milliseconds, each in a session of its own
