@@ -1,4 +1,5 @@
-"""Comparing one output with its expected value: a pure function from two arrays to a ``Comparison``."""
+"""Comparing one output with its expected value: pure functions from two arrays (``compare_arrays``), or two
+trees of arrays (``compare_tree``), to a ``Comparison``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import math
 
 import numpy as np
 
+from grader import tree
+from grader.sandbox.protocol import ObjectValue, TooLargeValue
 from grader.schema import Comparison, ElementRow, Number
+from grader.tree import Tree
 
 WORST = 5
 SHOW_ALL_UP_TO = 16
@@ -193,3 +197,82 @@ def describe_wrong_type(what: str, text: str | None) -> str:
         return f"expected an array, got {what}"
     shown = text if len(text) <= 80 else text[:79] + "…"
     return f"expected an array, got {what}: {shown}"
+
+
+def compare_tree(
+    actual: Tree,
+    expected: Tree,
+    *,
+    rtol: float,
+    atol: float,
+    tolerances: dict[str, tuple[float, float]] | None = None,
+) -> Comparison:
+    """Compares a tree of outputs: its structure first, then every leaf on its own (``tolerances`` by leaf
+    path, else ``rtol``/``atol``). The result is one comparison for the case, with the leaves' comparisons
+    in ``leaves``; its numbers and rows are those of the first leaf that fails (or the first leaf)."""
+    problems, notes = tree.differences(actual, expected)
+    if problems:
+        return Comparison(
+            ok=False,
+            kind="structure-mismatch",
+            message=f"expected {tree.describe(expected)}; got {tree.describe(actual)}: " + "; ".join(problems[:4]),
+            expected_shape=[],
+            expected_dtype="tree",
+            actual_type=tree.describe(actual, depth=0),
+            rtol=rtol,
+            atol=atol,
+            notes=notes,
+        )
+    compared = []
+    for path, expected_leaf in tree.leaves(expected):
+        leaf_rtol, leaf_atol = (tolerances or {}).get(tree.path_text(path), (rtol, atol))
+        assert isinstance(expected_leaf, np.ndarray)  # the reference's leaves are arrays
+        comparison = compare_leaf(tree.at(actual, path), expected_leaf, rtol=leaf_rtol, atol=leaf_atol)
+        compared.append(comparison.model_copy(update={"path": tree.path_text(path)}))
+    return _summed(compared, notes, rtol=rtol, atol=atol)
+
+
+def compare_leaf(actual: Tree, expected: np.ndarray, *, rtol: float, atol: float) -> Comparison:
+    """One leaf: an array compared, or what came back instead of one."""
+    if isinstance(actual, np.ndarray):
+        return compare_arrays(actual, expected, rtol=rtol, atol=atol)
+    base = {"expected_shape": list(expected.shape), "expected_dtype": expected.dtype.name, "rtol": rtol, "atol": atol}
+    if isinstance(actual, tree.Opaque) and isinstance(actual.value, TooLargeValue):
+        shape = tuple(actual.value.shape)
+        message = f"the returned array is too large to compare: shape {shape}"
+        return Comparison(ok=False, kind="too-large", message=message, actual_shape=list(shape), **base)
+    what = tree.describe(actual)
+    shown = actual.value.repr if isinstance(actual, tree.Opaque) and isinstance(actual.value, ObjectValue) else None
+    message = actual.problem if isinstance(actual, tree.Opaque) and actual.problem else describe_wrong_type(what, shown)
+    return Comparison(ok=False, kind="wrong-type", message=message, actual_type=tree.describe(actual, depth=0), **base)
+
+
+def _summed(compared: list[Comparison], notes: list[str], *, rtol: float, atol: float) -> Comparison:
+    if not compared:  # a tree without leaves, matched in structure
+        return Comparison(
+            ok=True, kind="match", message="matches", expected_shape=[], expected_dtype="tree", rtol=rtol, atol=atol
+        )
+    failing = [c for c in compared if not c.ok]
+    lead = failing[0] if failing else compared[0]
+    kept = [c if not c.ok else c.model_copy(update={"rows": [], "worst": []}) for c in compared]
+    if failing:
+        message = "; ".join(f"{c.path}: {c.message}" for c in failing[:3])
+        if len(failing) > 3:
+            message += f"; and {len(failing) - 3} more leaves"
+    else:
+        message = f"matches ({len(compared)} leaves)"
+    if notes:
+        message += " (" + "; ".join(notes[:2]) + ")"
+    return lead.model_copy(
+        update={
+            "ok": not failing,
+            "kind": lead.kind,
+            "message": message,
+            "rtol": rtol,
+            "atol": atol,
+            "n_elements": sum(c.n_elements for c in compared),
+            "n_mismatched": sum(c.n_mismatched for c in compared),
+            "leaves": kept,
+            "notes": notes,
+        }
+    )

@@ -1,9 +1,9 @@
 """Findings about a submission as a whole, each with a stable code, drawn from its case results and run.
 
 Codes (documented in the README): syntax-error, import-error, missing-entry-point, exception, exited,
-timeout, crashed, memory-limit, output-limit, protocol-error, wrong-type, shape-mismatch, dtype-mismatch, non-finite,
-values-mismatch. A finding is made only from evidence: the outputs, the way the child ended, or the
-parse of the source.
+timeout, crashed, memory-limit, output-limit, protocol-error, wrong-type, structure-mismatch, shape-mismatch,
+dtype-mismatch, non-finite, values-mismatch. A finding is made only from evidence: the outputs, the way
+the child ended, or the parse of the source.
 """
 
 from __future__ import annotations
@@ -320,6 +320,16 @@ def _comparison_diagnoses(results: list[CaseResult], explained: set[str]) -> lis
                 by_kind["wrong-type"],
                 "returned something other than an array",
                 "Return the array itself: not a tuple, a dict of parameters, a list or None.",
+            )
+        )
+    if by_kind["structure-mismatch"]:
+        found.append(
+            _grouped(
+                "structure-mismatch",
+                by_kind["structure-mismatch"],
+                "returned another structure than expected",
+                "Return the structure the exercise asks for: the same tuple, list or dict, with the same keys, "
+                "and an array at every leaf.",
             )
         )
     shape_like = by_kind["shape-mismatch"] + by_kind["too-large"]

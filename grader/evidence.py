@@ -20,8 +20,10 @@ class Observation:
     group: str  # the spec's case id; the cases of one group differ only in expanded parameters
     labels: dict[str, str]  # expanded parameter -> label, e.g. {"train": "eval"}
     args: tuple[object, ...]
-    expected: np.ndarray
-    actual: np.ndarray | None  # None when the submission gave no array of the expected shape
+    # An array, or for an exercise whose entry point returns a tree, the same tree of arrays (tuples,
+    # lists, dicts with string keys).
+    expected: np.ndarray | tuple | list | dict
+    actual: np.ndarray | tuple | list | dict | None  # None when the submission gave nothing comparable
     passed: bool
 
 

@@ -62,10 +62,109 @@ class Parameter(_Spec):
         return self
 
 
+_LEAF_PATH = r'^(\[(\d+|"[A-Za-z0-9_.-]+")\])*$'
+_SHAPE_RULE = re.compile(r"^\s*(as\s+(?P<as>[A-Za-z_]\w*)|\((?P<dims>[^()]*)\))\s*$")
+_DIM = re.compile(r"^\s*(?:(?P<int>\d+)|(?P<name>[A-Za-z_]\w*)\[(?P<axis>-?\d+)\])\s*$")
+
+
+class ReturnLeaf(_Spec):
+    """One array of what the entry point returns: where it lies, its dtype, its shape, its own tolerance."""
+
+    path: Annotated[str, Field(pattern=_LEAF_PATH)] = Field(
+        default="", description='Where the leaf lies: "" for a single array, [0], [1]["mean"], ...'
+    )
+    dtype: str | None = Field(default=None, description="The numpy dtype name the reference returns.")
+    shape: str | None = Field(
+        default=None, description='A shape rule: "as x" (the shape of parameter x), "(x[0], x[-1])", "(3,)", "()".'
+    )
+    rtol: Annotated[float, Field(ge=0)] | None = None
+    atol: Annotated[float, Field(ge=0)] | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _rule_parses(self) -> ReturnLeaf:
+        if self.shape is not None:
+            match = _SHAPE_RULE.match(self.shape)
+            dims = [] if match is None or match["dims"] is None else [d for d in match["dims"].split(",") if d.strip()]
+            if match is None or any(_DIM.match(d) is None for d in dims):
+                raise ValueError(f"shape {self.shape!r}: write 'as NAME', or a tuple of sizes and NAME[axis]")
+        return self
+
+    def names(self) -> set[str]:
+        """The parameters the shape rule reads."""
+        if self.shape is None:
+            return set()
+        match = _SHAPE_RULE.match(self.shape)
+        assert match is not None
+        if match["as"]:
+            return {match["as"]}
+        return {m["name"] for d in match["dims"].split(",") if d.strip() and (m := _DIM.match(d)) and m["name"]}
+
+    def expected_shape(self, args: dict[str, object]) -> tuple[int, ...] | None:
+        """The shape the rule gives for a call's arguments (None without a rule)."""
+        if self.shape is None:
+            return None
+        match = _SHAPE_RULE.match(self.shape)
+        assert match is not None
+        if match["as"]:
+            return tuple(np.shape(args[match["as"]]))
+        dims = []
+        for text in (d for d in match["dims"].split(",") if d.strip()):
+            dim = _DIM.match(text)
+            assert dim is not None
+            dims.append(int(dim["int"]) if dim["int"] else int(np.shape(args[dim["name"]])[int(dim["axis"])]))
+        return tuple(dims)
+
+
+class Returns(_Spec):
+    """What the entry point returns, as a structure: one array (a leaf at path ""), or a tree of them."""
+
+    description: str = ""
+    leaves: list[ReturnLeaf] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _paths_unique(self) -> Returns:
+        paths = [leaf.path for leaf in self.leaves]
+        if len(paths) != len(set(paths)):
+            raise ValueError(f"returns.leaves: a path is given twice: {paths}")
+        if "" in paths and len(paths) > 1:
+            raise ValueError('returns.leaves: path "" (one array) excludes any other leaf')
+        return self
+
+    def tolerances(self, default: Tolerance) -> dict[str, tuple[float, float]]:
+        """Per leaf path (as reports write it), the tolerance where a leaf sets its own."""
+        return {
+            _report_path(leaf.path): (
+                default.rtol if leaf.rtol is None else leaf.rtol,
+                default.atol if leaf.atol is None else leaf.atol,
+            )
+            for leaf in self.leaves
+            if leaf.rtol is not None or leaf.atol is not None
+        }
+
+
+def _report_path(path: str) -> str:
+    return path or "output"
+
+
 class EntryPoint(_Spec):
     name: str
     parameters: list[Parameter]
-    returns: str = ""
+    returns: str | Returns = Field(default="", description="In words, or as a structure of leaves.")
+
+    @property
+    def returns_text(self) -> str:
+        return self.returns if isinstance(self.returns, str) else self.returns.description
+
+    @model_validator(mode="after")
+    def _rules_name_parameters(self) -> EntryPoint:
+        if isinstance(self.returns, Returns):
+            arrays = {p.name for p in self.parameters if p.type == "array"}
+            for leaf in self.returns.leaves:
+                unknown = leaf.names() - arrays
+                if unknown:
+                    raise ValueError(f"returns: leaf {leaf.path!r}: shape names {sorted(unknown)}: no such array")
+        return self
 
     @property
     def signature(self) -> str:
@@ -86,7 +185,9 @@ class ArrayFill(_Spec):
     seed: int = Field(default=0, description="For random fills: the numpy Generator seed.")
 
 
-InputValue = float | int | bool | list[float] | ArrayFill
+# A literal array: a list of numbers, or nested lists for 2-D and 3-D (rectangular, checked at load).
+LiteralArray = list[float] | list[list[float]] | list[list[list[float]]]
+InputValue = float | int | bool | LiteralArray | ArrayFill
 
 
 class CaseSpec(_Spec):
@@ -104,6 +205,14 @@ def _form(value: object) -> str:
     if isinstance(value, dict):
         return next((key for key in ("between", "one_of") if key in value), "array")
     return "list" if isinstance(value, list) else "literal"
+
+
+def _rectangular(value: list) -> bool:
+    try:
+        np.asarray(value, dtype=np.float64)
+    except ValueError:
+        return False
+    return True
 
 
 class Between(_Spec):
@@ -205,7 +314,7 @@ class ArrayGenerator(_Spec):
 
 Recipe = Annotated[
     Annotated[float | int | bool, Tag("literal")]
-    | Annotated[list[float], Tag("list")]
+    | Annotated[LiteralArray, Tag("list")]
     | Annotated[Between, Tag("between")]
     | Annotated[OneOf, Tag("one_of")]
     | Annotated[ArrayGenerator, Tag("array")],
@@ -419,6 +528,8 @@ class ExerciseSpec(_Spec):
                     and isinstance(case.inputs[param.name], (list, ArrayFill))
                 ):
                     raise ValueError(f"case {case.id!r}: {param.name!r} is a {param.type}, not an array")
+                if isinstance(case.inputs.get(param.name), list) and not _rectangular(case.inputs[param.name]):
+                    raise ValueError(f"case {case.id!r}: {param.name!r}: nested lists of unequal lengths")
         if not self.cases:
             raise ValueError("an exercise needs at least one case")
         return self
@@ -500,7 +611,7 @@ class Exercise(BaseModel):
         entry = self.spec.entry_point
         lines = [f'"""{self.spec.title}: run `grader show {self.id}` for the exercise."""', "", ""]
         lines.append(f"def {entry.signature}:")
-        lines.append(f'    """Returns {entry.returns or "the result"}.')
+        lines.append(f'    """Returns {entry.returns_text or "the result"}.')
         lines.append("")
         lines += [f"    {p.name}: {p.description or p.type}" for p in entry.parameters]
         lines += ['    """', f'    raise NotImplementedError("write {entry.name}")', ""]

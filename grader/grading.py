@@ -31,7 +31,7 @@ from grader.diagnose import (
 )
 from grader.environment import describe_environment
 from grader.errors import GraderError, SandboxError, UsageError
-from grader.exercise import Exercise, discover_exercises
+from grader.exercise import Exercise, Returns, discover_exercises
 from grader.judge import captured, decoded_outputs, judge_run, skipped_case
 from grader.mistakes import explain, with_exception_hints
 from grader.reference import Expected, run_reference
@@ -317,7 +317,7 @@ def grade_file(
         submission.join()
         raise
     run = submission.join()
-    results, diagnoses = judge_outputs(exercise, source, cases, wire, run, expected, options, cancel=cancel)
+    results, diagnoses, notes = judge_outputs(exercise, source, cases, wire, run, expected, options, cancel=cancel)
     environment = describe_environment(backend=expected.backend, isolation=iso, reference_cache=expected.cache)
     environment = environment.model_copy(update={"cache_detail": cache_detail})
     imported = run.imported
@@ -333,6 +333,7 @@ def grade_file(
         started=started,
         import_output=import_output,
         seed=options.seed,
+        notes=notes,
     )
 
 
@@ -352,22 +353,31 @@ def judge_outputs(
     options: GradeOptions,
     *,
     cancel: threading.Event | None = None,
-) -> tuple[list[CaseResult], list[Diagnosis]]:
-    """Case results, then the diagnoses: how the run ended, the catalog's mistakes, the generic findings."""
+) -> tuple[list[CaseResult], list[Diagnosis], list[str]]:
+    """Case results, then the diagnoses: how the run ended, the catalog's mistakes, the generic findings; then
+    notes on the optional stages (the catalog's variants and analysis) that failed and were left out."""
     if run.hello is not None and run.hello.preload_error is not None:
         error = run.hello.preload_error
         raise SandboxError(f"the child could not import {exercise.spec.preload}: {error.type}: {error.message}")
-    if run.hello is None and run.ending in ("harness-error", "timeout", "crashed"):
-        # No submission code had run yet: the child could not even set up its environment.
-        stderr = run.stray_stderr.decode("utf-8", "replace")[-1500:]
-        raise SandboxError(f"the child process did not start ({run.ending}: {run.detail}) {stderr}".rstrip())
+    if run.hello is None and run.ending != "cancelled":
+        # The harness says hello before it reads its job: without one, no submission code has run, and the
+        # child could not even start (bwrap or Python failed). A fault of the grader, never the learner's.
+        raise SandboxError(_start_failure(run))
     problem = run_diagnosis(run, source, exercise.spec.entry_point.name)
     reason = skip_reason(problem) if problem else ending_reason(run)
     tol = exercise.spec.tolerance
+    returns = exercise.spec.entry_point.returns
     results = judge_run(
-        cases, run, expected.outputs, rtol=tol.rtol, atol=tol.atol, learner_file=str(source.path), reason=reason
+        cases,
+        run,
+        expected.outputs,
+        rtol=tol.rtol,
+        atol=tol.atol,
+        learner_file=str(source.path),
+        reason=reason,
+        tolerances=returns.tolerances(tol) if isinstance(returns, Returns) else None,
     )
-    specific = explain(
+    specific, notes = explain(
         exercise,
         source,
         cases,
@@ -383,7 +393,20 @@ def judge_outputs(
     generic = case_diagnoses(results, source, explained=explained)
     fresh = fresh_diagnosis(results) if problem is None else None
     diagnoses = [d for d in (problem, fresh) if d is not None] + specific + generic
-    return results, _with_exercise_hints(exercise, with_exception_hints(diagnoses, exercise.catalog, source))
+    return results, _with_exercise_hints(exercise, with_exception_hints(diagnoses, exercise.catalog, source)), notes
+
+
+START_CAUSE_CHARS = 1500  # of what the child wrote to stderr before it failed to start
+
+
+def _start_failure(run: ChildRun) -> str:
+    """Why a child did not start, for a fault's message: how it ended, and the end of its stderr (where bwrap
+    and Python say why), escaped."""
+    stderr = run.stray_stderr.decode("utf-8", "replace").strip()
+    if len(stderr) > START_CAUSE_CHARS:
+        stderr = "…" + stderr[-START_CAUSE_CHARS:]
+    cause = f": {sanitize(stderr)}" if stderr else " (nothing on stderr)"
+    return f"the child process did not start ({run.ending}: {run.detail}){cause}"
 
 
 def _summary(results: list[CaseResult], diagnoses: list[Diagnosis], score: float, max_score: float) -> tuple[str, str]:
@@ -409,6 +432,7 @@ def build_report(
     started: float,
     import_output: CapturedOutput | None,
     seed: int | None = None,
+    notes: list[str] | None = None,
 ) -> Report:
     score = float(np.sum([r.score for r in results]))
     max_score = float(np.sum([r.weight for r in results]))
@@ -429,6 +453,7 @@ def build_report(
             diagnoses=diagnoses,
             environment=environment,
             duration_s=round(time.monotonic() - started, 3),
+            notes=notes or [],
             **extra,
         ),
         capture_bytes=exercise.spec.limits.capture_bytes,

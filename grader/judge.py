@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from grader.cases import Case
-from grader.compare import compare_arrays, describe_wrong_type
+from grader.compare import compare_arrays, compare_tree, describe_wrong_type
 from grader.sandbox.process import ChildRun
-from grader.sandbox.protocol import ArrayValue, ObjectValue, Result, WireCapture, WireError
+from grader.sandbox.protocol import ArrayValue, ObjectValue, Result, TreeValue, WireCapture, WireError
 from grader.schema import CapturedOutput, CapturedText, CaseResult, Comparison, ErrorInfo, Frame
+from grader.tree import Opaque, Tree, decode
 
 MAX_ELEMENTS = 10_000_000
+PLAIN_NUMBERS = ("bool", "int", "float", "complex")  # a bare Python number returned: a 0-d array on the wire
 MAX_SHOWN_FRAMES = 10  # the learner's innermost frames a report keeps (a recursion repeats the same few)
 
 
@@ -59,17 +61,33 @@ def _withheld(output: CapturedOutput, case: Case) -> CapturedOutput:
 
 
 def _hide(case: Case, comparison: Comparison) -> Comparison:
-    """A hidden case keeps its verdict and counts, and loses every number that tells expected values."""
+    """A hidden case keeps its verdict and counts, and loses every number that tells expected values (and,
+    for a tree, what the submission's structure holds: its keys could carry the inputs)."""
     if not case.hidden:
         return comparison
     update: dict[str, object] = {"rows": [], "worst": [], "max_abs_error": None, "max_rel_error": None}
     if comparison.kind == "values-mismatch":
         update["message"] = f"{comparison.n_mismatched} of {comparison.n_elements} elements differ (hidden case)"
+    if comparison.kind == "structure-mismatch":
+        update["message"] = "the returned structure differs from the expected one (hidden case)"
+        update["actual_type"] = None
+    if comparison.leaves:
+        update["leaves"] = [_hide(case, leaf) for leaf in comparison.leaves]
+        failing = [leaf for leaf in update["leaves"] if not leaf.ok]  # type: ignore[union-attr]
+        if failing:
+            update["message"] = "; ".join(f"{leaf.path}: {leaf.message}" for leaf in failing[:3])
     return comparison.model_copy(update=update)
 
 
 def judge_result(
-    case: Case, result: Result, expected: np.ndarray, *, rtol: float, atol: float, learner_file: str
+    case: Case,
+    result: Result,
+    expected: Tree,
+    *,
+    rtol: float,
+    atol: float,
+    learner_file: str,
+    tolerances: dict[str, tuple[float, float]] | None = None,
 ) -> CaseResult:
     common = case_fields(
         case,
@@ -87,18 +105,38 @@ def judge_result(
             error=info,
             **common,
         )
+    if isinstance(expected, np.ndarray):
+        rtol, atol = (tolerances or {}).get("output", (rtol, atol))
+        comparison = _compare_one(case, result, expected, rtol=rtol, atol=atol)
+    else:
+        assert result.value is not None
+        actual = decode(result.value, MAX_ELEMENTS)
+        comparison = compare_tree(actual, expected, rtol=rtol, atol=atol, tolerances=tolerances)
+    comparison = _hide(case, comparison)
+    return CaseResult(
+        status="passed" if comparison.ok else "failed",
+        score=case.weight if comparison.ok else 0.0,
+        message=comparison.message,
+        comparison=comparison,
+        **common,
+    )
+
+
+def _compare_one(case: Case, result: Result, expected: np.ndarray, *, rtol: float, atol: float) -> Comparison:
+    """An output expected to be one array."""
     value = result.value
+    if isinstance(value, ArrayValue) and value.type in PLAIN_NUMBERS and expected.shape != ():
+        shown = None if case.hidden else value.to_numpy(1).item().__repr__()
+        what = f"a plain {value.type}" + ("" if shown is None else f" {shown}")
+        return _unusable(expected, rtol, atol, value.type, describe_wrong_type(what, None))
     if isinstance(value, ArrayValue):
         try:
             actual = value.to_numpy(MAX_ELEMENTS)
         except ValueError as exc:
-            comparison = _unusable(expected, rtol, atol, value.type, f"the returned array is unusable: {exc}")
-        else:
-            comparison = compare_arrays(
-                actual, expected, rtol=rtol, atol=atol, actual_type=value.type, actual_dtype=value.dtype
-            )
-    elif isinstance(value, ObjectValue):
-        comparison = _unusable(
+            return _unusable(expected, rtol, atol, value.type, f"the returned array is unusable: {exc}")
+        return compare_arrays(actual, expected, rtol=rtol, atol=atol, actual_type=value.type, actual_dtype=value.dtype)
+    if isinstance(value, (ObjectValue, TreeValue)):
+        return _unusable(
             expected,
             rtol,
             atol,
@@ -108,24 +146,15 @@ def judge_result(
             if case.hidden
             else describe_wrong_type(value.summary or value.type, value.repr),
         )
-    else:
-        assert value is not None
-        comparison = _unusable(
-            expected,
-            rtol,
-            atol,
-            value.type,
-            f"the returned array is too large to compare: shape {tuple(value.shape)}",
-            kind="too-large",
-        ).model_copy(update={"actual_shape": list(value.shape), "actual_dtype": value.dtype})
-    comparison = _hide(case, comparison)
-    return CaseResult(
-        status="passed" if comparison.ok else "failed",
-        score=case.weight if comparison.ok else 0.0,
-        message=comparison.message,
-        comparison=comparison,
-        **common,
-    )
+    assert value is not None
+    return _unusable(
+        expected,
+        rtol,
+        atol,
+        value.type,
+        f"the returned array is too large to compare: shape {tuple(value.shape)}",
+        kind="too-large",
+    ).model_copy(update={"actual_shape": list(value.shape), "actual_dtype": value.dtype})
 
 
 def _unusable(
@@ -177,31 +206,33 @@ def skipped_case(case: Case, reason: str) -> CaseResult:
     return CaseResult(status="skipped", score=0.0, message=f"not run: {reason}", **case_fields(case))
 
 
-def decoded_outputs(run: ChildRun) -> dict[str, np.ndarray]:
-    """The arrays the submission returned, by case, for the analyses that follow judging."""
-    outputs = {}
+def decoded_outputs(run: ChildRun) -> dict[str, Tree]:
+    """The arrays (or trees of arrays) the submission returned, by case, for the analyses after judging."""
+    outputs: dict[str, Tree] = {}
     for result in run.results:
-        if isinstance(result.value, ArrayValue):
-            try:
-                outputs[result.case] = result.value.to_numpy(MAX_ELEMENTS)
-            except ValueError:
-                continue  # judged already as unusable
+        if isinstance(result.value, (ArrayValue, TreeValue)):
+            decoded = decode(result.value, MAX_ELEMENTS)
+            if not isinstance(decoded, Opaque):  # an unusable array: judged already
+                outputs[result.case] = decoded
     return outputs
 
 
 def judge_run(
     cases: list[Case],
     run: ChildRun,
-    expected: dict[str, np.ndarray],
+    expected: dict[str, Tree],
     *,
     rtol: float,
     atol: float,
     learner_file: str,
     reason: str,
+    tolerances: dict[str, tuple[float, float]] | None = None,
 ) -> list[CaseResult]:
     results = {r.case: r for r in run.results}
     return [
-        judge_result(c, results[c.id], expected[c.id], rtol=rtol, atol=atol, learner_file=learner_file)
+        judge_result(
+            c, results[c.id], expected[c.id], rtol=rtol, atol=atol, learner_file=learner_file, tolerances=tolerances
+        )
         if c.id in results
         else unfinished_case(c, run, reason)
         for c in cases

@@ -12,31 +12,34 @@ A finding is turned into a diagnosis with the catalog's words and the lines of t
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from grader.cases import Case
 from grader.compare import close_enough
 from grader.diagnose import source_lines
-from grader.errors import SpecError
+from grader.errors import ReferenceSolutionError, SandboxError, SpecError
 from grader.evidence import Finding, Observation
 from grader.exercise import Catalog, Exercise
 from grader.reference import Expected, TrustedProgram, run_trusted
 from grader.schema import CaseResult, Diagnosis
 from grader.source import Source, find_constructs
+from grader.tree import Tree, at, differences, leaves
 
 COMPARABLE = ("match", "values-mismatch", "dtype-mismatch")
 MIN_COMPARABLE = 2
 
 
 def observations(
-    cases: list[Case], results: list[CaseResult], actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]
+    cases: list[Case], results: list[CaseResult], actual: dict[str, Tree], expected: dict[str, Tree]
 ) -> list[Observation]:
     by_id = {r.id: r for r in results}
     found = []
@@ -51,10 +54,16 @@ def observations(
                 args=case.args,
                 expected=expected[case.id],
                 actual=actual.get(case.id) if comparable else None,
-                passed=result.status == "passed",
+                passed=_values_right(result),
             )
         )
     return found
+
+
+def _values_right(result: CaseResult) -> bool:
+    """What an observation's ``passed`` tells the catalog: the values are right. A case that fails on its dtype
+    alone has the right values, and is no evidence of a mistake in the computation."""
+    return result.status == "passed" or (result.comparison is not None and result.comparison.kind == "dtype-mismatch")
 
 
 def needs_explaining(results: list[CaseResult]) -> bool:
@@ -62,7 +71,7 @@ def needs_explaining(results: list[CaseResult]) -> bool:
 
 
 def variant_findings(
-    catalog: Catalog, observed: list[Observation], variant_outputs: dict[str, np.ndarray], *, rtol: float, atol: float
+    catalog: Catalog, observed: list[Observation], variant_outputs: dict[str, Tree], *, rtol: float, atol: float
 ) -> list[Finding]:
     """Mistakes whose variant gives the submission's outputs, exactly, in every comparable case."""
     comparable = [o for o in observed if o.actual is not None]
@@ -86,12 +95,17 @@ def variant_findings(
     return findings
 
 
-def _close(actual: np.ndarray | None, expected: np.ndarray, rtol: float, atol: float) -> bool:
-    return (
-        actual is not None
-        and actual.shape == expected.shape
-        and bool(close_enough(actual, expected, rtol=rtol, atol=atol).all())
-    )
+def _close(actual: Tree | None, expected: Tree, rtol: float, atol: float) -> bool:
+    """Whether an output equals a variant's: the same structure, and every leaf within the tolerance."""
+    if actual is None or differences(actual, expected)[0]:
+        return False
+    for path, leaf in leaves(expected):
+        got = at(actual, path)
+        if not (isinstance(leaf, np.ndarray) and isinstance(got, np.ndarray) and got.shape == leaf.shape):
+            return False
+        if not close_enough(got, leaf, rtol=rtol, atol=atol).all():
+            return False
+    return True
 
 
 def variant_calls(catalog: Catalog, wire_cases: list[dict]) -> list[dict]:
@@ -208,6 +222,30 @@ def with_exception_hints(diagnoses: list[Diagnosis], catalog: Catalog, source: S
     return updated
 
 
+class Explanation(NamedTuple):
+    """The catalog's diagnoses of one grading, and notes on the optional stages that failed to give any."""
+
+    diagnoses: list[Diagnosis]
+    notes: list[str]  # optional stages that failed, for the report's notes
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def on_wrong_values(findings: list[Finding], results: list[CaseResult]) -> list[Finding]:
+    """The findings, each kept to the cases whose values are wrong: a mistake in the computation is never
+    claimed from a case whose values match (one that fails on its dtype alone). A finding left with no case
+    is dropped."""
+    wrong = {r.id for r in results if r.comparison is not None and r.comparison.kind == "values-mismatch"}
+    kept = []
+    for finding in findings:
+        cases = [case for case in finding.cases if case in wrong]
+        if cases:
+            kept.append(dataclasses.replace(finding, cases=cases))
+    return kept
+
+
 def explain(
     exercise: Exercise,
     source: Source,
@@ -220,15 +258,29 @@ def explain(
     env: dict[str, str],
     cache_dir: Path | None,
     cancel: threading.Event | None = None,
-) -> list[Diagnosis]:
-    """The catalog's diagnoses that the outputs support; empty when no case failed on its values."""
+) -> Explanation:
+    """The catalog's diagnoses that the outputs support; none when no case failed on its values.
+
+    Both sources of evidence are optional stages: when the variants cannot be run or the analysis fails (a
+    fault of the exercise, not of the submission), the grading goes on without them and a note says so.
+    """
     catalog = exercise.catalog
     if not catalog.mistake or not needs_explaining(results):
-        return []
+        return Explanation([], [])
     tol = exercise.spec.tolerance
     observed = observations(cases, results, actual, expected.outputs)
-    variant_outputs = run_variants(exercise, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel)
+    notes: list[str] = []
+    try:
+        variant_outputs = run_variants(exercise, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel)
+    except (ReferenceSolutionError, SandboxError) as exc:
+        if cancel is not None and cancel.is_set():
+            raise
+        variant_outputs = {}
+        notes.append(f"known mistakes were not checked against their variants, which failed: {_first_line(exc)}")
     findings = variant_findings(catalog, observed, variant_outputs, rtol=tol.rtol, atol=tol.atol)
     if not findings:  # a variant matching every case leaves no room for another mistake
-        findings = analysis_findings(exercise, observed, rtol=tol.rtol, atol=tol.atol)
-    return to_diagnoses(findings, catalog, source)
+        try:
+            findings = analysis_findings(exercise, observed, rtol=tol.rtol, atol=tol.atol)
+        except SpecError as exc:
+            notes.append(f"known mistakes were not looked for by the exercise's analysis: {_first_line(exc)}")
+    return Explanation(to_diagnoses(on_wrong_values(findings, results), catalog, source), notes)

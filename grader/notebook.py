@@ -112,7 +112,7 @@ def check(
         phase="finish",
     )
     expected = run_reference(exercise, cases, wire, env=trusted_env(options), cache_dir=options.cache_dir)
-    results, diagnoses = judge_outputs(exercise, source, cases, wire, run, expected, options)
+    results, diagnoses, notes = judge_outputs(exercise, source, cases, wire, run, expected, options)
     environment = describe_environment(backend=expected.backend, isolation=None, reference_cache=expected.cache)
     environment = environment.model_copy(update={"isolation": "in-process", "isolation_detail": IN_PROCESS})
     report = build_report(
@@ -124,6 +124,7 @@ def check(
         started=started,
         import_output=None,
         seed=options.seed,
+        notes=notes,
     )
     if display:
         render_report(report, console or Console())

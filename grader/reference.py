@@ -25,9 +25,10 @@ from grader.errors import ReferenceSolutionError
 from grader.exercise import Exercise
 from grader.sandbox.isolation import Isolation
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
-from grader.sandbox.protocol import ArrayValue
+from grader.sandbox.protocol import ArrayValue, TreeValue, WireValue
+from grader.tree import Opaque, Tree, decode, leaves, path_text
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: outputs as trees
 # The reference and its variants are the grader's own code: a plain process, free to write the caches.
 TRUSTED = Isolation("process", None)
 MAX_ELEMENTS = 50_000_000
@@ -40,12 +41,12 @@ class _CacheEntry(BaseModel):
     format: int
     key: str
     backend: str | None
-    outputs: dict[str, ArrayValue]
+    outputs: dict[str, WireValue]
 
 
 @dataclass(frozen=True)
 class Expected:
-    outputs: dict[str, np.ndarray]
+    outputs: dict[str, Tree]  # an array per call, or a tree of arrays
     backend: str | None
     cache: str  # "hit", "miss" or "off"
 
@@ -87,7 +88,7 @@ def _load_cached(path: Path, key: str) -> Expected | None:
         entry = _CacheEntry.model_validate_json(path.read_bytes())
         if entry.format != CACHE_FORMAT or entry.key != key:
             return None
-        outputs = {case_id: value.to_numpy(MAX_ELEMENTS) for case_id, value in entry.outputs.items()}
+        outputs = {case_id: _decoded(value) for case_id, value in entry.outputs.items()}
     except (OSError, ValidationError, ValueError):
         return None  # absent, corrupt or stale: computed again
     return Expected(outputs, entry.backend, "hit")
@@ -143,8 +144,17 @@ def run_trusted(
     backend = run.hello.backend if run.hello else None
     if cache_file:
         _store(cache_file, _CacheEntry(format=CACHE_FORMAT, key=key, backend=backend, outputs=values))
-    outputs = {call_id: value.to_numpy(MAX_ELEMENTS) for call_id, value in values.items()}
+    outputs = {call_id: _decoded(value) for call_id, value in values.items()}
     return Expected(outputs, backend, "miss" if cache_dir else "off")
+
+
+def _decoded(value: WireValue) -> Tree:
+    """A trusted output, every leaf an array (``ValueError`` otherwise: a cache entry then is recomputed)."""
+    tree = decode(value, MAX_ELEMENTS)
+    bad = [path_text(path) for path, leaf in leaves(tree) if isinstance(leaf, Opaque)]
+    if bad:
+        raise ValueError(f"not an array at {', '.join(bad[:3])}")
+    return tree
 
 
 def _entry_lock(key: str) -> threading.Lock | contextlib.nullcontext[None]:
@@ -189,12 +199,45 @@ def run_reference(
 ) -> Expected:
     """The expected output of every case."""
     program = reference_program(exercise)
-    return run_trusted(exercise, program, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel)
+    expected = run_trusted(exercise, program, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel)
+    problems = [
+        f"case {case.id!r}: {problem}" for case in cases for problem in returns_problems(exercise, case, expected)
+    ]
+    if problems:
+        raise ReferenceSolutionError(
+            f"the reference of {exercise.id!r} does not return what the spec's returns says: {'; '.join(problems[:3])}"
+        )
+    return expected
+
+
+def returns_problems(exercise: Exercise, case: Case, expected: Expected) -> list[str]:
+    """Where the reference's output for ``case`` breaks the spec's structured ``returns`` (its leaves' paths,
+    dtypes and shape rules): an exercise whose reference and spec disagree is a fault of the exercise."""
+    returns = exercise.spec.entry_point.returns
+    if isinstance(returns, str) or not returns.leaves:
+        return []
+    output = expected.outputs.get(case.id)
+    found = {path_text(path): leaf for path, leaf in leaves(output)} if output is not None else {}
+    declared = {leaf.path or "output": leaf for leaf in returns.leaves}
+    problems = []
+    if set(found) != set(declared):
+        problems.append(f"leaves {sorted(found)} where the spec declares {sorted(declared)}")
+    args = {p.name: value for p, value in zip(case.params, case.args, strict=True)}
+    for path, leaf in declared.items():
+        array = found.get(path)
+        if not isinstance(array, np.ndarray):
+            continue
+        if leaf.dtype and array.dtype.name != leaf.dtype:
+            problems.append(f"{path} is {array.dtype.name}, the spec says {leaf.dtype}")
+        shape = leaf.expected_shape(args)
+        if shape is not None and tuple(array.shape) != shape:
+            problems.append(f"{path} has shape {tuple(array.shape)}, the spec's rule {leaf.shape!r} gives {shape}")
+    return problems
 
 
 def _check_trusted_run(
     exercise: Exercise, program: TrustedProgram, run: ChildRun, call_ids: list[str]
-) -> dict[str, ArrayValue]:
+) -> dict[str, WireValue]:
     where = f"{program.kind} of {exercise.id!r} ({program.path})"
     if run.hello and run.hello.preload_error:
         error = run.hello.preload_error
@@ -204,14 +247,18 @@ def _check_trusted_run(
         raise ReferenceSolutionError(f"{where}: failed to import: {error.type}: {error.message}")
     if run.imported and not run.imported.entry_point_found:
         raise ReferenceSolutionError(f"{where}: defines no {program.entry_point!r}")
-    values: dict[str, ArrayValue] = {}
+    values: dict[str, WireValue] = {}
     for result in run.results:
         if result.error is not None:
             raise ReferenceSolutionError(
                 f"{where}: call {result.case!r} raised {result.error.type}: {result.error.message}"
             )
-        if not isinstance(result.value, ArrayValue):
-            raise ReferenceSolutionError(f"{where}: call {result.case!r} did not return an array")
+        if not isinstance(result.value, (ArrayValue, TreeValue)):
+            raise ReferenceSolutionError(f"{where}: call {result.case!r} did not return an array or a tree of them")
+        try:
+            _decoded(result.value)
+        except ValueError as exc:
+            raise ReferenceSolutionError(f"{where}: call {result.case!r} returned a tree that is {exc}") from exc
         values[result.case] = result.value
     if list(values) != call_ids:
         stderr = run.stray_stderr.decode("utf-8", "replace")[-2000:]

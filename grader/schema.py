@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: outputs as trees (comparison path, leaves, notes; structure-mismatch)
 
 ReportStatus = Literal["passed", "failed", "error"]
 CaseStatus = Literal["passed", "failed", "error", "skipped"]
@@ -93,8 +93,14 @@ class Comparison(_Model):
     """How a submission's output measured against the expected output of one case."""
 
     ok: bool
-    kind: Literal["match", "wrong-type", "shape-mismatch", "dtype-mismatch", "values-mismatch", "too-large"]
+    kind: Literal[
+        "match", "wrong-type", "shape-mismatch", "dtype-mismatch", "values-mismatch", "too-large", "structure-mismatch"
+    ]
     message: str
+    path: str | None = Field(
+        default=None,
+        description='For an output that is a tree: the leaf these numbers are about, as `[1]["mean"]`.',
+    )
     expected_shape: list[int]
     actual_shape: list[int] | None = None
     expected_dtype: str
@@ -116,6 +122,13 @@ class Comparison(_Model):
     rows: list[ElementRow] = Field(
         default_factory=list,
         description="Elements side by side: all of a short output, an elided selection of a long one.",
+    )
+    leaves: list[Comparison] = Field(
+        default_factory=list,
+        description="For an output that is a tree: one comparison per leaf, each with its path (empty for one array).",
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="What was allowed, such as a list compared as the tuple expected."
     )
 
 
@@ -189,6 +202,11 @@ class Report(_Model):
     )
     environment: Environment
     duration_s: float = 0.0
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Optional stages that failed and were left out, such as an exercise's analysis of known "
+        "mistakes: the grade stands without what they would have added.",
+    )
 
     @property
     def passed(self) -> bool:

@@ -223,3 +223,23 @@ def test_nothing_outlives_a_stopped_or_killed_grader(tmp_path: Path, cache_dir: 
             grader.kill()
         for pid in _with_marker(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("level", _levels())
+def test_a_classmates_file_is_out_of_reach_under_bwrap(tmp_path: Path, cache_dir: Path, level: str) -> None:
+    if level != "bwrap":
+        pytest.skip("at the process level a world-readable file of a classmate can be read (see SECURITY.md)")
+    classmate = tmp_path / "bob" / "solution.py"
+    classmate.parent.mkdir()
+    classmate.write_text("CLASSMATE-SECRET = 1\n", encoding="utf-8")
+    classmate.chmod(0o644)
+    snoop = CORRECT + (
+        f"\ntry:\n    print(open({str(classmate)!r}).read())\n"
+        "except OSError as exc:\n    print('no', type(exc).__name__)\n"
+    )
+    path = tmp_path / "alice.py"
+    path.write_text(snoop, encoding="utf-8")
+    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=level)
+    report = grade_file(path, exercise_id="toy-scale", options=options)
+    assert report.status == "passed"
+    assert "CLASSMATE-SECRET" not in report.output.stdout.text and "no " in report.output.stdout.text

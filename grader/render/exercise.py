@@ -22,7 +22,7 @@ def render_exercise(exercise: Exercise, console: Console) -> None:
     for param in spec.entry_point.parameters:
         kind = f"{param.type} ({param.dtype})" if param.dtype else param.type
         table.add_row("", f"{param.name}: {kind} — {param.description}")
-    table.add_row("returns", spec.entry_point.returns)
+    table.add_row("returns", spec.entry_point.returns_text)
     expanded = " × ".join(f"{len(e.values)} {name} values" for name, e in spec.expand.items())
     table.add_row("graded on", f"{len(spec.cases)} inputs" + (f", each with {expanded}" if expanded else ""))
     hidden = sum(case.hidden for case in spec.cases)

@@ -13,9 +13,13 @@ def _case_output(case: CaseResult) -> str:
     lines = [case.message]
     if case.error is not None:
         lines += [f"  line {f.line}, in {f.function}: {f.code}" for f in case.error.frames]
-    if not case.hidden and case.comparison is not None and case.comparison.rows:
-        lines.append("index  expected  actual")
-        lines += [f"{r.index:>5}  {r.expected}  {r.actual}" for r in case.comparison.rows if not r.ok][:10]
+    comparison = case.comparison
+    if comparison is not None and comparison.leaves:
+        comparison = next((leaf for leaf in comparison.leaves if leaf.path == comparison.path), comparison)
+    if not case.hidden and comparison is not None and comparison.rows:
+        head = "index  expected  actual"
+        lines.append(f"leaf {comparison.path}: {head}" if comparison.path else head)
+        lines += [f"{r.index:>5}  {r.expected}  {r.actual}" for r in comparison.rows if not r.ok][:10]
     return "\n".join(lines)
 
 

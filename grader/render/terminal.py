@@ -99,15 +99,23 @@ def _short_detail(case: CaseResult) -> str:
     comparison = case.comparison
     if comparison is None:
         return case.message[:60]
+    where = f"{comparison.path} " if comparison.path and not comparison.ok else ""
+    if comparison.kind == "structure-mismatch":
+        return "another structure"
     if comparison.kind == "values-mismatch":
         worst = comparison.max_abs_error
         tail = f", max {worst:.3g}" if isinstance(worst, float) else ""
-        return f"{comparison.n_mismatched}/{comparison.n_elements} differ{tail}"
+        return f"{where}{comparison.n_mismatched}/{comparison.n_elements} differ{tail}"
     if comparison.kind in ("shape-mismatch", "too-large"):
-        return f"shape {tuple(comparison.actual_shape or [])} ≠ {tuple(comparison.expected_shape)}"
+        return f"{where}shape {tuple(comparison.actual_shape or [])} ≠ {tuple(comparison.expected_shape)}"
     if comparison.kind == "dtype-mismatch":
-        return f"dtype {comparison.actual_dtype} ≠ {comparison.expected_dtype}"
-    return f"returned {comparison.actual_type}"
+        return f"{where}dtype {comparison.actual_dtype} ≠ {comparison.expected_dtype}"
+    return f"{where}returned {comparison.actual_type}"
+
+
+def lead_leaf(comparison: Comparison) -> Comparison:
+    """The comparison whose numbers and rows a report shows: for a tree, the first failing leaf's."""
+    return next((leaf for leaf in comparison.leaves if leaf.path == comparison.path), comparison)
 
 
 def _case_table(cases: list[CaseResult]) -> Table:
@@ -175,8 +183,10 @@ def _captured(output: CapturedOutput, title: str) -> Panel | None:
 
 def _case_detail(case: CaseResult) -> RenderableType:
     parts: list[RenderableType] = [Text(case.message)]
-    comparison = case.comparison
+    comparison = case.comparison if case.comparison is None else lead_leaf(case.comparison)
     if comparison is not None and comparison.rows:
+        if comparison.path:
+            parts.append(Text(f"leaf {comparison.path}", style="bold"))
         parts.append(_rows_table(comparison))
     elif comparison is not None and comparison.actual_shape is not None:
         parts.append(
@@ -241,6 +251,8 @@ def render_report(report: Report, console: Console) -> None:
                 style="dim",
             )
         )
+    for note in report.notes:
+        console.print(Text(f"note: {note}", style="dim"))
     console.print(_summary(report))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import faulthandler
+import itertools
 import json
 import linecache
 import os
@@ -36,6 +37,8 @@ MAX_FRAMES = 40
 _LINE_ENDS = re.compile(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)")
 MAX_TEXT = 4000
 MAX_NAMES = 200  # names of the submission's callables listed back
+MAX_TREE_DEPTH = 8  # a returned tuple, list or dict nests at most this deep
+MAX_TREE_LEAVES = 64  # ... and holds at most this many arrays (or other leaves) in all
 
 
 def _clean(obj: object) -> object:
@@ -337,9 +340,81 @@ _WIDENED = {"bfloat16": "float32", "float8_e4m3fn": "float32", "float8_e5m2": "f
 MAX_DIMS = 8
 
 
+class _TreeTooBig(Exception):
+    pass
+
+
 def _encode_value(value: object, max_elements: int) -> dict:
+    """The wire form of a returned value: an array, or a tree of them (tuples, lists and dicts with string
+    keys, nested), or an object described in words. A tree too deep or with too many leaves is sent as an
+    object, with what it is."""
+    if _is_tree(value):
+        try:
+            return _encode_tree(value, max_elements, depth=0, budget=[MAX_TREE_LEAVES])
+        except _TreeTooBig as exc:
+            return {
+                "kind": "object",
+                "type": _type_name(value),
+                "repr": _safe_text(lambda: repr(value))[:400],
+                "summary": f"{_safe_text(lambda: _summary(value))} ({exc})",
+            }
+    return _encode_leaf(value, max_elements)
+
+
+def _is_tree(value: object) -> bool:
+    from collections.abc import Mapping
+
+    return isinstance(value, (tuple, list)) or (
+        isinstance(value, Mapping)
+        and all(isinstance(key, str) for key in itertools.islice(iter(value.keys()), MAX_TREE_LEAVES + 1))
+    )
+
+
+def _encode_tree(value: object, max_elements: int, *, depth: int, budget: list[int]) -> dict:
+    from collections.abc import Mapping
+
+    if depth >= MAX_TREE_DEPTH:
+        raise _TreeTooBig(f"nested deeper than {MAX_TREE_DEPTH}")
+    if isinstance(value, Mapping):
+        keys = [str(key)[:MAX_TEXT] for key in itertools.islice(iter(value.keys()), MAX_TREE_LEAVES + 1)]
+        children = [value[key] for key in keys]
+        node = "dict"
+    else:
+        children = list(itertools.islice(iter(value), MAX_TREE_LEAVES + 1))
+        keys = None
+        node = "list" if isinstance(value, list) else "tuple"
+    items = []
+    for child in children:
+        if _is_tree(child):
+            items.append(_encode_tree(child, max_elements, depth=depth + 1, budget=budget))
+            continue
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TreeTooBig(f"more than {MAX_TREE_LEAVES} leaves")
+        items.append(_encode_leaf(child, max_elements))
+    encoded = {
+        "kind": "tree",
+        "node": node,
+        "type": _type_name(value),
+        "items": items,
+        "repr": _safe_text(lambda: repr(value))[:400],
+        "summary": _safe_text(lambda: _summary(value)),
+    }
+    if keys is not None:
+        encoded["keys"] = keys
+    return encoded
+
+
+def _encode_leaf(value: object, max_elements: int) -> dict:
     import numpy as np
 
+    if isinstance(value, (bool, int, float, complex)) and not isinstance(value, np.generic):
+        try:  # a plain number is a 0-d array (its type stays named: a bare float is not an array)
+            array = np.asarray(value)
+        except (OverflowError, ValueError):
+            array = None
+        if array is not None and array.dtype.kind in "biufc":
+            return _encode_array(array, type(value).__name__, max_elements)
     container = _type_name(value)
     is_array_like = isinstance(value, (np.ndarray, np.generic)) or container.startswith(("jax", "jaxlib"))
     if not is_array_like or not hasattr(value, "shape"):
@@ -349,6 +424,12 @@ def _encode_value(value: object, max_elements: int) -> dict:
             "repr": _safe_text(lambda: repr(value))[:400],
             "summary": _safe_text(lambda: _summary(value)),
         }
+    return _encode_array(value, container, max_elements)
+
+
+def _encode_array(value: object, container: str, max_elements: int) -> dict:
+    import numpy as np
+
     array = np.asarray(value)
     if type(array) is not np.ndarray:
         array = array.view(np.ndarray)

@@ -31,6 +31,8 @@ MAX_FRAMES = 40  # harness.MAX_FRAMES: the innermost frames of a traceback
 MAX_NAMES = 200  # the names a submission defines, as the harness lists them
 MAX_SHAPE = 64  # the dimensions a too-large value lists (the harness cuts its shape there)
 MAX_SHORT = 256  # versions, dtype and backend names, module names
+MAX_TREE_DEPTH = 8  # harness.MAX_TREE_DEPTH: a returned tree nests at most this deep
+MAX_TREE_LEAVES = 64  # harness.MAX_TREE_LEAVES: ... and holds at most this many leaves
 MAX_CAPTURE = 65536  # the most an exercise's limits.capture_bytes may be: the text of one captured stream
 # Dtypes a child may send: plain numbers and booleans, nothing that holds objects.
 ALLOWED_DTYPES = frozenset(
@@ -165,7 +167,41 @@ class TooLargeValue(_Message):
         return self
 
 
-WireValue = Annotated[ArrayValue | ObjectValue | TooLargeValue, Field(discriminator="kind")]
+class TreeValue(_Message):
+    """A returned tuple, list or dict (string keys), its items wire values in turn: a tree of arrays."""
+
+    kind: Literal["tree"]
+    node: Literal["tuple", "list", "dict"]
+    type: Text
+    keys: list[Text] | None = Field(default=None, max_length=MAX_TREE_LEAVES)
+    items: list[WireValue] = Field(max_length=MAX_TREE_LEAVES)
+    repr: Text = ""
+    summary: Text = ""
+
+    @model_validator(mode="after")
+    def _bounded(self) -> TreeValue:
+        if (self.node == "dict") != (self.keys is not None) or (
+            self.keys is not None and len(self.keys) != len(self.items)
+        ):
+            raise ValueError("a dict node needs one key per item, and only a dict node has keys")
+        if self.keys is not None and len(set(self.keys)) != len(self.keys):
+            raise ValueError("a dict node repeats a key")
+        depth, leaves = _extent(self)
+        if depth > MAX_TREE_DEPTH or leaves > MAX_TREE_LEAVES:
+            raise ValueError(f"a tree {depth} deep with {leaves} leaves exceeds the limits")
+        return self
+
+
+def _extent(value: object) -> tuple[int, int]:
+    """(depth, leaves) of a wire value: an array or other leaf is (0, 1)."""
+    if not isinstance(value, TreeValue):
+        return 0, 1
+    extents = [_extent(item) for item in value.items]
+    return 1 + max((d for d, _ in extents), default=0), sum(n for _, n in extents)
+
+
+WireValue = Annotated[ArrayValue | ObjectValue | TooLargeValue | TreeValue, Field(discriminator="kind")]
+TreeValue.model_rebuild()
 
 
 class Hello(_Message):
