@@ -34,6 +34,7 @@ from grader.environment import grader_version
 from grader.errors import GraderError, OutputError, UsageError
 from grader.exercise import Exercise, discover_exercises
 from grader.grading import GradeOptions, grade_file, named_exercise, resolve_exercise, sanitize, spawn_for
+from grader.reference import TrustedRunner
 from grader.sandbox.isolation import MAX_SLOTS, Isolation, choose_isolation, for_slot, remove_tree
 from grader.sandbox.process import SpawnedChild
 from grader.schema import BatchEntry, BatchReport, Report
@@ -215,7 +216,8 @@ class _Slot:
                 try:
                     finished = self._grade(path, started)
                 except Exception as exc:  # noqa: BLE001 - a bug in the grader must not stop the others
-                    problem = _problem(path, "fault", f"internal error: {type(exc).__name__}: {exc}", started)
+                    message = f"internal error: {type(exc).__name__}: {exc}"
+                    problem = _problem(path, "fault", message, started, max_score=self.batch.max_score())
                     finished = JournalEntry(entry=problem)
                 if finished is not None:
                     self.batch.record(index, finished)
@@ -258,6 +260,7 @@ class _Slot:
             return JournalEntry(entry=_problem(path, "skipped", message, started))
         child: SpawnedChild | None = None
         digest = None
+        exercise: Exercise | None = None
         try:
             source = read_source(path)
             exercise = resolve_exercise(source, batch.exercise_id, batch.exercises)
@@ -277,7 +280,8 @@ class _Slot:
         except GraderError as exc:
             if batch.cancel.is_set():
                 return None  # the reference's run was stopped by the cancel: not a finished grading
-            return JournalEntry(entry=_problem(path, "fault", str(exc), started))
+            max_score = batch.max_score(exercise)
+            return JournalEntry(entry=_problem(path, "fault", str(exc), started, max_score=max_score))
         finally:
             if child is not None and not child.used:
                 child.discard()
@@ -299,11 +303,14 @@ class _Slot:
         return entry
 
 
-def _problem(path: Path, status: str, message: str, started: float) -> BatchEntry:
+def _problem(path: Path, status: str, message: str, started: float, *, max_score: float = 0.0) -> BatchEntry:
+    """An entry without a report. A fault keeps the exercise's max score where it is known, so that a
+    gradebook's percentages (score over max_score) stay right for it."""
     return BatchEntry(
         path=shown(str(path)),
         status=status,  # type: ignore[arg-type]
         message=shown(message),
+        max_score=max_score,
         duration_s=round(time.monotonic() - started, 3),
     )
 
@@ -340,6 +347,20 @@ class _Batch:
     def queue(self, indices: Iterable[int]) -> None:
         for index in indices:
             self.todo.put((index, self.paths[index]))
+
+    def max_score(self, exercise: Exercise | None = None) -> float:
+        """What the exercise's cases are worth with this batch's seed (the one named by --exercise when
+        ``exercise`` is not known); 0 when neither is known or the cases cannot be built."""
+        from grader.cases import build_cases
+
+        if exercise is None and self.exercise_id is not None:
+            exercise = self.exercises.get(self.exercise_id)
+        if exercise is None:
+            return 0.0
+        try:
+            return float(sum(case.weight for case in build_cases(exercise, self.options.seed)))
+        except Exception:  # noqa: BLE001 - a fault's entry is made whatever else fails
+            return 0.0
 
     def digest(self, exercise: Exercise) -> str | None:
         if exercise.id not in self._digests:
@@ -390,7 +411,8 @@ def grade_batch(
     kept as it was graded (``resumed``), not graded again. Before anything starts, the temporary folders
     that killed graders left are removed (``remove_stale_folders``).
     """
-    options = options or GradeOptions()
+    # One runner for the batch: the reference and its variants run once, whatever the number of submissions.
+    options = dataclasses.replace(options or GradeOptions(), trusted=TrustedRunner())
     cancel = cancel or threading.Event()
     jobs = max(1, min(jobs or default_jobs(), MAX_JOBS, len(paths) or 1))
     started = time.monotonic()
@@ -471,7 +493,8 @@ def _report(batch: _Batch, iso: Isolation, jobs: int, started: float) -> BatchRe
         if index in batch.entries:
             entries.append(batch.entries[index])
         elif not interrupted:  # never expected: a worker that stopped without an entry for it
-            entries.append(_problem(path, "fault", "not graded: the grader stopped before it", started))
+            message = "not graded: the grader stopped before it"
+            entries.append(_problem(path, "fault", message, started, max_score=batch.max_score()))
     counts: dict[str, int] = {}
     for entry in entries:
         counts[entry.status] = counts.get(entry.status, 0) + 1

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -104,11 +105,11 @@ def _exit_codes() -> Iterator[None]:
         raise _fault(exc) from exc
 
 
-def _write(text: str, output: Path | None, folder: OutputFolder | None = None) -> None:
+def _write(text: str, output: Path | None, folder: OutputFolder | None = None, *, fmt: Format | None = None) -> None:
     """Writes ``text`` to stdout, or atomically to ``output`` (never through a link; mode 0644 less the
     umask), in ``folder`` when it is open already. Raises ``OutputError`` (exit 4)."""
     if output is None:
-        sys.stdout.write(text)
+        sys.stdout.write(_for_stdout(text, fmt))
         sys.stdout.flush()
         return
     from grader.batch import OutputFolder
@@ -117,6 +118,55 @@ def _write(text: str, output: Path | None, folder: OutputFolder | None = None) -
         if folder is None:
             folder = stack.enter_context(OutputFolder.make(output.parent, private=False, for_file=output))
         folder.write(PurePath(output.name), text.encode("utf-8", "backslashreplace"))
+
+
+def _for_stdout(text: str, fmt: Format | None) -> str:
+    """``text`` as stdout's encoding can take it (PYTHONIOENCODING=ascii, LANG=C): JSON with \\u escapes,
+    XML with character references, anything else with backslash escapes. Never a UnicodeEncodeError."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        pass
+    except LookupError:
+        return text
+    else:
+        return text
+    if fmt in (Format.json, Format.gradescope):  # outside ASCII is only ever inside a JSON string
+        return _NON_ASCII.sub(lambda match: json.dumps(match.group())[1:-1], text)
+    errors = "xmlcharrefreplace" if fmt is Format.junit else "backslashreplace"
+    return text.encode(encoding, errors).decode(encoding)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def version_line() -> str:
+    """``grader 0.1.0 (jax 0.4.35, flax 0.10.2, Python 3.11.7)``: what a bug report needs, without importing jax."""
+    import platform
+
+    from grader.environment import grader_version, package_version
+
+    found = ", ".join(f"{name} {package_version(name) or 'not installed'}" for name in ("jax", "flax"))
+    return f"grader {grader_version()} ({found}, Python {platform.python_version()})"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit(EXIT_PASSED)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the versions of grader, jax, flax, Python."
+        ),
+    ] = False,
+) -> None:
+    """Grade JAX/Flax exercise submissions: isolated runs, seeded cases, feedback that names the mistake."""
 
 
 @app.command()
@@ -141,6 +191,15 @@ def grade(
         ),
     ] = Format.rich,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    report_options: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--report",
+            metavar="FORMAT=PATH",
+            help="Also write the report in FORMAT (json, gradescope, junit, github, rich) to PATH, from the "
+            "same grading; repeat for several.",
+        ),
+    ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write any cache.")] = False,
     isolation: Annotated[
         Isolation,
@@ -185,23 +244,58 @@ def grade(
         options = GradeOptions(isolation=chosen, seed=seed, **cache)
         if resume and gradebook is None:
             raise UsageError("--resume keeps what the journal beside the gradebook holds: give --gradebook too")
+        extra = _parse_reports(report_options or [])
         if _is_batch(paths, gradebook, output_dir):
-            targets = _BatchTargets(fmt, output, gradebook, output_dir, resume)
+            targets = _BatchTargets(fmt, output, gradebook, output_dir, resume, extra)
             code = _grade_batch(paths, exercise, options, targets, color, jobs)
         else:
-            # --output's folder is made before the child runs: a child cannot make it first, for its own files.
-            making = OutputFolder.make(output.parent, private=False, for_file=output) if output else None
-            with making or contextlib.nullcontext() as folder:
+            with contextlib.ExitStack() as stack:
+                # Every output's folder is made before the child runs: a child cannot make it first.
+                writes = [
+                    (f, path, stack.enter_context(OutputFolder.make(path.parent, private=False, for_file=path)))
+                    for f, path in ([(fmt, output)] if output else []) + extra
+                ]
                 report = grade_file(Path(paths[0]), exercise_id=exercise, options=options)
                 from grader.state import record_result
 
                 record_result(report)
-                if fmt is Format.rich:
-                    _print_rich(report, output, color, folder)
-                else:
-                    _write(_render_for_machines(report, fmt), output, folder)
-            code = EXIT_PASSED if report.passed else EXIT_NOT_PASSED
+                unwritten = _write_reports(report, ([] if output else [(fmt, None, None)]) + writes, color)
+            code = EXIT_OUTPUT if unwritten else EXIT_PASSED if report.passed else EXIT_NOT_PASSED
     raise typer.Exit(code)
+
+
+def _parse_reports(values: list[str]) -> list[tuple[Format, Path]]:
+    """``--report FORMAT=PATH`` options, as formats and files."""
+    reports = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not path or name not in Format.__members__:
+            choices = ", ".join(Format.__members__)
+            raise UsageError(f"--report takes FORMAT=PATH with FORMAT one of {choices}: got {value!r}")
+        reports.append((Format(name), Path(path)))
+    return reports
+
+
+def _write_reports(
+    report: Report, writes: list[tuple[Format, Path | None, OutputFolder | None]], color: bool | None
+) -> int:
+    """Writes one report in each format asked (stdout where the path is None); the step summary of GitHub
+    is appended once. Each failure is named on stderr and the others are still written; returns how many
+    failed (exit 4)."""
+    from grader.batch import OutputError
+
+    failed, summary = 0, True
+    for fmt, path, folder in writes:
+        try:
+            if fmt is Format.rich:
+                _print_rich(report, path, color, folder)
+            else:
+                _write(_render_for_machines(report, fmt, summary=summary), path, folder, fmt=fmt)
+        except OutputError as exc:
+            typer.echo(f"grader: {exc}", err=True)
+            failed += 1
+        summary = summary and fmt is not Format.github
+    return failed
 
 
 def _is_batch(paths: list[str], gradebook: Path | None, output_dir: Path | None) -> bool:
@@ -231,6 +325,7 @@ class _BatchTargets:
     gradebook: Path | None
     output_dir: Path | None
     resume: bool
+    reports: list[tuple[Format, Path]] = dataclasses.field(default_factory=list)  # --report FORMAT=PATH
 
 
 class _BatchOutputs:
@@ -242,6 +337,7 @@ class _BatchOutputs:
         from grader.batch import JOURNAL_SUFFIX, Journal, OutputFolder, report_names, shown
 
         self.targets = targets
+        self.paths = [shown(str(path)) for path in files]  # as the entries name them: the gradebook's students
         self.earlier: Earlier | None = None
         self.unwritten: dict[str, OutputError] = {}  # by file: the last failure, if the last try failed too
         self._lock = threading.Lock()
@@ -258,6 +354,10 @@ class _BatchOutputs:
         if targets.output is not None:
             parent = targets.output.parent
             self.document = stack.enter_context(OutputFolder.make(parent, private=False, for_file=targets.output))
+        self.extra = [  # --report: each file's folder
+            (fmt, path, stack.enter_context(OutputFolder.make(path.parent, private=False, for_file=path)))
+            for fmt, path in targets.reports
+        ]
         if targets.gradebook is not None:
             parent = targets.gradebook.parent
             self.book = stack.enter_context(OutputFolder.make(parent, private=False, for_file=targets.gradebook))
@@ -297,7 +397,7 @@ class _BatchOutputs:
         from grader.render.batch import gradebook_csv
 
         with contextlib.suppress(GraderError):  # kept in ``unwritten``; the next one tries again
-            self._write_gradebook(gradebook_csv(entries))
+            self._write_gradebook(gradebook_csv(entries, paths=self.paths))
 
     def _write_gradebook(self, text: str) -> None:
         book, gradebook = self.book, self.targets.gradebook
@@ -324,8 +424,14 @@ class _BatchOutputs:
 
         with contextlib.suppress(OutputError):
             self._attempt(lambda: _write_batch_document(batch, self.targets, color, self.document))
+        summary = self.targets.fmt is not Format.github
+        for fmt, path, folder in self.extra:
+            extra = dataclasses.replace(self.targets, fmt=fmt, output=path)
+            with contextlib.suppress(OutputError):
+                self._attempt(lambda t=extra, f=folder, s=summary: _write_batch_document(batch, t, color, f, summary=s))
+            summary = summary and fmt is not Format.github
         with contextlib.suppress(OutputError):
-            self._write_gradebook(render_gradebook(batch))
+            self._write_gradebook(render_gradebook(batch, paths=self.paths))
         if self.journal is not None:
             self.journal.close()
             if self.journal.failure is not None:
@@ -351,6 +457,8 @@ def _grade_batch(
 
     if targets.fmt is Format.gradescope and targets.output_dir is None:
         raise UsageError("Gradescope's results.json holds one submission: give --output-dir for a batch")
+    if any(fmt is Format.gradescope for fmt, _ in targets.reports):
+        raise UsageError("Gradescope's results.json holds one submission: --report gradescope=PATH is for one file")
     collected = collect_submissions(patterns)
     files = collected.files
 
@@ -410,22 +518,23 @@ def _batch_exit_code(batch: BatchReport, *, unwritten: bool = False, broken: boo
 
 
 def _write_batch_document(
-    batch: BatchReport, targets: _BatchTargets, color: bool | None, folder: OutputFolder | None
+    batch: BatchReport, targets: _BatchTargets, color: bool | None, folder: OutputFolder | None, *, summary: bool = True
 ) -> Path:
     """The batch's document on stdout or in --output (returned, for the list of what was written)."""
     from grader.render.batch import render_batch_summary, summary_table
 
     fmt, output = targets.fmt, targets.output
     if fmt is Format.json:
-        _write(batch.model_dump_json(indent=2) + "\n", output, folder)
+        _write(batch.model_dump_json(indent=2) + "\n", output, folder, fmt=fmt)
     elif fmt is Format.junit:
         from grader.render.junit import render_junit_batch
 
-        _write(render_junit_batch(batch), output, folder)
+        _write(render_junit_batch(batch), output, folder, fmt=fmt)
     elif fmt is Format.github:
         from grader.render.github import render_annotations, render_ungraded
 
-        _append_step_summary(render_batch_summary(batch))
+        if summary:
+            _append_step_summary(render_batch_summary(batch))
         root = Path(os.environ.get("GITHUB_WORKSPACE") or os.getcwd())
         _write(
             "".join(
@@ -578,15 +687,21 @@ def watch(
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop)
-    with _exit_codes(), contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
-        watch_file(
-            path,
-            exercise_id=exercise,
-            options=GradeOptions(seed=seed),
-            console=make_console(),
-            on_report=lambda report, _changes: record_result(report),
-        )
+    interrupted = False
+    with _exit_codes():
+        try:
+            watch_file(
+                path,
+                exercise_id=exercise,
+                options=GradeOptions(seed=seed),
+                console=make_console(),
+                on_report=lambda report, _changes: record_result(report),
+            )
+        except KeyboardInterrupt:  # Ctrl-C is how a watch ends: cleaned up, then 130 as for any interruption
+            interrupted = True
     typer.echo("Stopped watching.")
+    if interrupted:
+        raise typer.Exit(130)
 
 
 @app.command()
@@ -645,5 +760,8 @@ def hint(
 
 
 def main() -> None:
-    """Console-script entry point: click's own usage errors exit with 2 as well."""
+    """Console-script entry point: click's own usage errors exit with 2 as well. What stdout cannot encode
+    (PYTHONIOENCODING=ascii, LANG=C) is written escaped rather than ending the command with exit 3."""
+    with contextlib.suppress(AttributeError, ValueError):  # a stream that is not a TextIOWrapper
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     app()

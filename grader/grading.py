@@ -34,7 +34,7 @@ from grader.errors import GraderError, SandboxError, UsageError
 from grader.exercise import Exercise, Returns, discover_exercises
 from grader.judge import captured, decoded_outputs, judge_run, skipped_case
 from grader.mistakes import explain, with_exception_hints
-from grader.reference import Expected, run_reference
+from grader.reference import Expected, TrustedRunner, run_reference
 from grader.sandbox.isolation import Isolation, choose_isolation
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, SpawnedChild, run_child, spawn_child
 from grader.sandbox.protocol import encode_arg
@@ -75,6 +75,8 @@ class GradeOptions:
     exercise_roots: list[Path] | None = None  # None: the configured or bundled exercises
     isolation: str | None = None  # "auto", "bwrap" or "process"; None: $GRADER_ISOLATION, else auto
     seed: int | None = None  # adds the fresh cases the exercise's generators make for this seed
+    # Shared by the runs of the reference and its variants (a batch passes one); None: one per grading.
+    trusted: TrustedRunner | None = field(default=None, compare=False)
 
 
 def named_exercise(exercise_id: str, exercises: dict[str, Exercise]) -> Exercise:
@@ -149,12 +151,23 @@ def _compile_cache_env(cache_dir: Path | None, name: str) -> dict[str, str]:
 
 
 def _hidden_paths(exercise: Exercise) -> list[str]:
-    """Folders a submission must not see: the exercises, the references (also as installed data), a checkout."""
+    """Folders a submission must not see: the exercises, the references (also as a wheel bundles them inside
+    the package, and as older wheels installed them under ``<prefix>/share``), a checkout.
+
+    Every ``grader/_bundled`` on the import path is hidden, not only the imported package's: an editable
+    install leaves a copy in site-packages beside the checkout it imports from."""
+    from grader.exercise import BUNDLED, bundled_folder
+
     hidden = [
         str(exercise.folder.parent),
         str(exercise.reference_path.parent),
+        str(bundled_folder()),
         str(Path(sys.prefix) / "share" / "jax-grader"),
     ]
+    for entry in sys.path:
+        copy = Path(entry or os.curdir, "grader", BUNDLED)
+        if copy.is_dir() and str(copy.resolve()) not in hidden:
+            hidden.append(str(copy.resolve()))
     package_parent = Path(grader.__file__).resolve().parent.parent
     if package_parent.name not in ("site-packages", "dist-packages"):
         hidden.append(str(package_parent))
@@ -285,7 +298,7 @@ def grade_file(
     options = options or GradeOptions()
     started = time.monotonic()
     cache_dir, cache_detail = usable_cache_dir(options.cache_dir)
-    options = dataclasses.replace(options, cache_dir=cache_dir)
+    options = dataclasses.replace(options, cache_dir=cache_dir, trusted=options.trusted or TrustedRunner())
     source = read_source(path)
     exercise = resolve_exercise(source, exercise_id, discover_exercises(options.exercise_roots))
     cases = build_cases(exercise, options.seed)
@@ -310,7 +323,13 @@ def grade_file(
     submission = _BackgroundChild(job, _limits(exercise), iso, spawned, cancel)
     try:
         expected = run_reference(
-            exercise, cases, wire, env=trusted_env(options), cache_dir=options.cache_dir, cancel=cancel
+            exercise,
+            cases,
+            wire,
+            env=trusted_env(options),
+            cache_dir=options.cache_dir,
+            cancel=cancel,
+            runner=options.trusted,
         )
     except BaseException:
         submission.cancel.set()
@@ -388,6 +407,7 @@ def judge_outputs(
         env=trusted_env(options),
         cache_dir=options.cache_dir,
         cancel=cancel,
+        runner=options.trusted,
     )
     explained = {case for d in specific for case in d.cases}
     generic = case_diagnoses(results, source, explained=explained)

@@ -29,7 +29,7 @@ from grader.diagnose import source_lines
 from grader.errors import ReferenceSolutionError, SandboxError, SpecError
 from grader.evidence import Finding, Observation
 from grader.exercise import Catalog, Exercise
-from grader.reference import Expected, TrustedProgram, run_trusted
+from grader.reference import Expected, TrustedProgram, TrustedRunner, run_trusted
 from grader.schema import CaseResult, Diagnosis
 from grader.source import Source, find_constructs
 from grader.tree import Tree, at, differences, leaves
@@ -121,13 +121,16 @@ def run_variants(
     env: dict[str, str],
     cache_dir: Path | None,
     cancel: threading.Event | None = None,
-) -> dict[str, np.ndarray]:
+    runner: TrustedRunner | None = None,
+) -> dict[str, Tree]:
     path = exercise.catalog_file(exercise.catalog.variants)
     calls = variant_calls(exercise.catalog, wire_cases)
     if path is None or not calls:
         return {}
     program = TrustedProgram("variants", path, calls[0]["entry"])
-    return run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir, cancel=cancel).outputs
+    return run_trusted(
+        exercise, program, cases, calls, env=env, cache_dir=cache_dir, cancel=cancel, runner=runner
+    ).outputs
 
 
 _loading = threading.Lock()  # a batch's workers load the same analysis module
@@ -251,13 +254,14 @@ def explain(
     source: Source,
     cases: list[Case],
     results: list[CaseResult],
-    actual: dict[str, np.ndarray],
+    actual: dict[str, Tree],
     expected: Expected,
     wire_cases: list[dict],
     *,
     env: dict[str, str],
     cache_dir: Path | None,
     cancel: threading.Event | None = None,
+    runner: TrustedRunner | None = None,
 ) -> Explanation:
     """The catalog's diagnoses that the outputs support; none when no case failed on its values.
 
@@ -271,7 +275,9 @@ def explain(
     observed = observations(cases, results, actual, expected.outputs)
     notes: list[str] = []
     try:
-        variant_outputs = run_variants(exercise, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel)
+        variant_outputs = run_variants(
+            exercise, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel, runner=runner
+        )
     except (ReferenceSolutionError, SandboxError) as exc:
         if cancel is not None and cancel.is_set():
             raise

@@ -32,9 +32,34 @@ CACHE_FORMAT = 2  # 2: outputs as trees
 # The reference and its variants are the grader's own code: a plain process, free to write the caches.
 TRUSTED = Isolation("process", None)
 MAX_ELEMENTS = 50_000_000
-_computing: dict[str, threading.Lock] = {}  # one lock per cache key: a batch computes each entry once
-_computing_guard = threading.Lock()
-_failed: dict[str, str] = {}  # keys whose run failed (not transiently) in this process, with the error
+
+
+class TrustedRunner:
+    """What runs of the grader's own programs (the reference, the variants) share while it lives: a lock per
+    cache entry, so that threads asking for one entry at once (a batch) compute it once, and the entries
+    whose run failed other than by ending early, so that such a failure is not run again for every
+    submission. A batch holds one for its whole run; a single grading (a save under ``watch``, a ``check()``)
+    gets a fresh one, so nothing is remembered past it.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._failed: dict[str, str] = {}
+
+    def entry_lock(self, key: str) -> threading.Lock | contextlib.nullcontext[None]:
+        """The lock of one cache entry; none without a cache (nothing is shared then)."""
+        if not key:
+            return contextlib.nullcontext()
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def failure(self, key: str) -> str | None:
+        return self._failed.get(key)
+
+    def remember_failure(self, key: str, message: str) -> None:
+        if key:
+            self._failed[key] = message
 
 
 class _CacheEntry(BaseModel):
@@ -114,6 +139,7 @@ def run_trusted(
     env: dict[str, str],
     cache_dir: Path | None,
     cancel: threading.Event | None = None,
+    runner: TrustedRunner | None = None,
 ) -> Expected:
     """The output of every call of a trusted program: from the cache when it holds them, else from a run
     (which setting ``cancel`` stops, as a ``ReferenceSolutionError``).
@@ -121,10 +147,12 @@ def run_trusted(
     Threads asking for the same entry at once (a batch) wait for the first one's run, then read the cache;
     a run that failed other than by ending early fails again at once.
     """
+    runner = runner or TrustedRunner()
     key = cache_key(exercise, cases, program, calls) if cache_dir else ""
-    with _entry_lock(key):
-        if key in _failed:
-            raise ReferenceSolutionError(_failed[key])
+    with runner.entry_lock(key):
+        failed = runner.failure(key)
+        if failed is not None:
+            raise ReferenceSolutionError(failed)
         cache_file = _cache_file(cache_dir, program.kind, exercise, key) if cache_dir else None
         cached = _load_cached(cache_file, key) if cache_file else None
         if cached is not None and set(cached.outputs) == {c["id"] for c in calls}:
@@ -138,8 +166,8 @@ def run_trusted(
         try:
             values = _check_trusted_run(exercise, program, run, [c["id"] for c in calls])
         except ReferenceSolutionError as exc:
-            if key and not exc.transient:
-                _failed[key] = str(exc)
+            if not exc.transient:
+                runner.remember_failure(key, str(exc))
             raise
     backend = run.hello.backend if run.hello else None
     if cache_file:
@@ -155,14 +183,6 @@ def _decoded(value: WireValue) -> Tree:
     if bad:
         raise ValueError(f"not an array at {', '.join(bad[:3])}")
     return tree
-
-
-def _entry_lock(key: str) -> threading.Lock | contextlib.nullcontext[None]:
-    """The lock of one cache entry; none without a cache (nothing is shared then)."""
-    if not key:
-        return contextlib.nullcontext()
-    with _computing_guard:
-        return _computing.setdefault(key, threading.Lock())
 
 
 def _trusted_job(exercise: Exercise, program: TrustedProgram, calls: list[dict], env: dict[str, str]) -> ChildJob:
@@ -196,10 +216,13 @@ def run_reference(
     env: dict[str, str],
     cache_dir: Path | None,
     cancel: threading.Event | None = None,
+    runner: TrustedRunner | None = None,
 ) -> Expected:
     """The expected output of every case."""
     program = reference_program(exercise)
-    expected = run_trusted(exercise, program, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel)
+    expected = run_trusted(
+        exercise, program, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel, runner=runner
+    )
     problems = [
         f"case {case.id!r}: {problem}" for case in cases for problem in returns_problems(exercise, case, expected)
     ]

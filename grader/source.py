@@ -10,6 +10,7 @@ import ast
 import difflib
 import errno
 import hashlib
+import json
 import os
 import re
 import stat
@@ -19,6 +20,7 @@ from pathlib import Path
 from grader.errors import UsageError
 
 MAX_SOURCE_BYTES = 1024 * 1024
+MAX_NOTEBOOK_BYTES = 16 * 1024 * 1024  # a notebook's outputs (images) count too; its code is held to the limit above
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
@@ -71,20 +73,69 @@ def read_source(path: Path) -> Source:
     with os.fdopen(handle, "rb") as stream:
         if not stat.S_ISREG(os.fstat(handle).st_mode):
             raise UsageError(f"not a regular file: {path}")
+        limit = MAX_NOTEBOOK_BYTES if _is_notebook(path) else MAX_SOURCE_BYTES
         try:
-            data = stream.read(MAX_SOURCE_BYTES + 1)
+            data = stream.read(limit + 1)
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
     digest = hashlib.sha256(data).hexdigest()
-    if len(data) > MAX_SOURCE_BYTES:
-        problem = SyntaxProblem(f"the file is larger than {MAX_SOURCE_BYTES // 1024} KiB", None, None, None)
+    if len(data) > limit:
+        problem = SyntaxProblem(f"the file is larger than {limit // 1024} KiB", None, None, None)
         return Source(path, "", digest, problem)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         problem = SyntaxProblem(f"the file is not UTF-8 text (byte {exc.start})", None, None, None)
         return Source(path, "", digest, problem)
+    if _is_notebook(path):
+        try:
+            text = notebook_code(text)
+        except ValueError as exc:
+            return Source(path, "", digest, SyntaxProblem(str(exc), None, None, None))
+        if len(text.encode("utf-8")) > MAX_SOURCE_BYTES:
+            problem = SyntaxProblem(
+                f"the notebook's code is larger than {MAX_SOURCE_BYTES // 1024} KiB", None, None, None
+            )
+            return Source(path, "", digest, problem)
     return parse_source(path, text, digest)
+
+
+def _is_notebook(path: Path) -> bool:
+    return path.suffix.lower() == ".ipynb"
+
+
+def notebook_code(text: str) -> str:
+    """The code cells of a Jupyter notebook (nbformat 4), as one Python file: each cell after a comment line
+    ``# cell N`` (N counts every cell, as Jupyter shows them, from 1), so that a line number in a report leads
+    to the cell. Jupyter's own syntax is commented out, not run: ``%magic`` and ``!shell`` lines, and the
+    whole of a cell that starts with a ``%%cell`` magic. Raises ``ValueError`` saying what is wrong."""
+    try:
+        notebook = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(
+            f"the notebook is not valid JSON ({exc}): save it again from Jupyter, or export it as .py"
+        ) from None
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError("the notebook has no list of cells (nbformat 4 is read): save it again from Jupyter")
+    parts: list[str] = []
+    for number, cell in enumerate(cells, start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            raise ValueError(f"cell {number} of the notebook has no text as its source")
+        parts.append(f"# cell {number}\n{_without_magics(source)}\n")
+    return "".join(parts)
+
+
+def _without_magics(source: str) -> str:
+    lines = source.splitlines()
+    if lines and lines[0].lstrip().startswith("%%"):
+        return "\n".join(f"# {line}" for line in lines)
+    return "\n".join(f"# {line}" if line.lstrip().startswith(("%", "!")) else line for line in lines)
 
 
 def _refuse_linked_folders(path: Path) -> None:

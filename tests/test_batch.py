@@ -366,7 +366,7 @@ def test_the_example_workflow_runs_commands_the_cli_accepts() -> None:
         for line in step.get("run", "").splitlines()
         if line.strip().startswith("grader ")
     ]
-    assert len(commands) >= 3
+    assert len(commands) == 1  # one grading per push writes every format (--report)
     command = typer.main.get_command(app)
     for line in commands:
         line = line.replace("${{ github.run_number }}", "7").removesuffix("|| true")

@@ -107,10 +107,17 @@ def test_a_failing_reference_runs_again_only_when_it_ended_early(
     started = []
     real_run_child = reference.run_child
     monkeypatch.setattr(reference, "run_child", lambda *a, **k: started.append(1) or real_run_child(*a, **k))
+    runner = reference.TrustedRunner()  # as a batch holds one
     for _ in range(2):
         with pytest.raises(ReferenceSolutionError):
-            reference.run_reference(exercise, cases, wire_cases(exercise, cases), env={}, cache_dir=toy / "cache")
+            reference.run_reference(
+                exercise, cases, wire_cases(exercise, cases), env={}, cache_dir=toy / "cache", runner=runner
+            )
     assert len(started) == runs
+    # A runner of its own (the next save under watch, another check() in a notebook) runs it again.
+    with pytest.raises(ReferenceSolutionError):
+        reference.run_reference(exercise, cases, wire_cases(exercise, cases), env={}, cache_dir=toy / "cache")
+    assert len(started) == runs + 1
 
 
 @pytest.mark.parametrize("level", _levels())

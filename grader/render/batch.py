@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import PurePath
 from types import TracebackType
 
 from rich.cells import cell_len, get_character_cell_size
@@ -31,6 +33,7 @@ GRADEBOOK_COLUMNS = (
     "duration_s",
     "sha256",
     "report_file",
+    "student",  # last, so that the columns before it keep their places
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ELLIPSIS = "…"
@@ -181,13 +184,32 @@ def _cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def render_gradebook(batch: BatchReport) -> str:
+def render_gradebook(batch: BatchReport, *, paths: Sequence[str] | None = None) -> str:
     """One row per finished submission, in ``GRADEBOOK_COLUMNS`` order."""
-    return gradebook_csv(batch.submissions)
+    return gradebook_csv(batch.submissions, paths=paths)
 
 
-def gradebook_csv(entries: Iterable[BatchEntry]) -> str:
-    """The gradebook of these entries (those finished so far, while a batch runs)."""
+def student_names(paths: Sequence[str]) -> dict[str, str]:
+    """Each submission's student: its folder just below the class folder (the folder all the submissions
+    share), or, for a file directly in it, the file's stem. ``class/alice/hw1.py`` -> ``alice``;
+    ``class/bob.py`` -> ``bob``."""
+    try:
+        common = PurePath(os.path.commonpath([str(PurePath(p).parent) for p in paths])) if paths else None
+    except ValueError:  # absolute and relative paths together: each file's stem
+        common = None
+    names = {}
+    for path in paths:
+        below = PurePath(path).relative_to(common) if common is not None else PurePath(PurePath(path).name)
+        names[path] = below.parts[0] if len(below.parts) > 1 else below.stem
+    return names
+
+
+def gradebook_csv(entries: Iterable[BatchEntry], *, paths: Sequence[str] | None = None) -> str:
+    """The gradebook of these entries (those finished so far, while a batch runs). ``paths``: every
+    submission of the batch as its entries name them, so that the class folder, and so each row's student,
+    stays the same as entries are added; by default, the entries' own."""
+    entries = list(entries)
+    students = student_names(list(paths) if paths is not None else [entry.path for entry in entries])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(GRADEBOOK_COLUMNS)
@@ -206,6 +228,7 @@ def gradebook_csv(entries: Iterable[BatchEntry]) -> str:
             f"{entry.duration_s:.3f}",
             (report.submission.sha256 or "") if report else "",
             entry.report_file or "",
+            students.get(entry.path) or student_names([entry.path])[entry.path],
         )
         writer.writerow([_cell(value) for value in row])
     return out.getvalue()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
-from grader.schema import CaseResult, Report
+from grader.schema import CaseResult, Diagnosis, Report, SourceLine
 
 
 def _case_output(case: CaseResult) -> str:
@@ -38,14 +39,52 @@ def render_gradescope(report: Report) -> str:
         }
         for case in report.cases
     ]
-    summary = [report.message, *(f"[{d.code}] {d.message}" for d in report.diagnoses)]
     results = {
         "score": report.score,
         "execution_time": report.duration_s,
-        "output": "\n".join(summary),
-        "output_format": "text",
+        "output": _summary_markdown(report),
+        "output_format": "md",
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
     }
     return json.dumps(results, indent=2) + "\n"
+
+
+def _md_text(text: str) -> str:
+    """Text outside code, with HTML's characters as references: Gradescope renders ``md`` output as HTML,
+    and a diagnosis may quote names from the submission. Backticks stay, so the hints' code spans render."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _md_code(lines: list[SourceLine]) -> list[str]:
+    """The learner's lines as a fenced block, its fence longer than any run of backticks inside it."""
+    body: list[str] = []
+    for line in lines:
+        gutter = f"{line.line:>4} | "
+        body.append(gutter + line.text)
+        if line.column is not None:
+            body.append(" " * (len(gutter) + line.column - 1) + "^")
+    longest = max((len(run) for run in re.findall(r"`+", "\n".join(body))), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}python", *body, fence]
+
+
+def _md_diagnosis(diagnosis: Diagnosis) -> list[str]:
+    parts = [f"**{_md_text(diagnosis.code)}**: {_md_text(diagnosis.message)}"]
+    if diagnosis.lines:
+        parts += ["", *_md_code(diagnosis.lines)]
+    if diagnosis.hint:
+        parts += ["", f"*hint*: {_md_text(diagnosis.hint)}"]
+    if diagnosis.evidence:
+        parts += ["", f"*evidence*: {_md_text(diagnosis.evidence)}"]
+    return parts
+
+
+def _summary_markdown(report: Report) -> str:
+    """What the terminal leads with: the verdict, then each named mistake with the learner's lines and its
+    hint. Per-case detail stays in the tests, where a hidden case shows no inputs or expected values."""
+    parts = [_md_text(report.message)]
+    for diagnosis in report.diagnoses:
+        parts += ["", *_md_diagnosis(diagnosis)]
+    return "\n".join(parts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
@@ -118,20 +118,43 @@ def lead_leaf(comparison: Comparison) -> Comparison:
     return next((leaf for leaf in comparison.leaves if leaf.path == comparison.path), comparison)
 
 
-def _case_table(cases: list[CaseResult]) -> Table:
+class CaseTable:
+    """The case table, laid out for the width it gets: the inputs column only where there is room for it
+    beside the others, and the detail column no wider than what is left, so that on a narrow terminal
+    (60 columns) the mark and the status stay and a long detail is shortened with an ellipsis, never cut
+    off at the edge (rich would otherwise shrink every column, the one-cell mark to nothing)."""
+
+    MIN_INPUTS = 16
+    MIN_DETAIL = 22
+    GAP = 3  # a cell's padding either side of the column divider
+
+    def __init__(self, cases: list[CaseResult]) -> None:
+        self.cases = cases
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        longest_id = max(len(c.id) for c in self.cases)
+        fixed = 1 + longest_id + len("skipped") + 3 * self.GAP  # mark, case, status and the gaps between
+        inputs = options.max_width >= fixed + self.MIN_DETAIL + self.GAP + self.MIN_INPUTS
+        room = options.max_width - fixed - (self.GAP + self.MIN_INPUTS if inputs else 0)
+        yield _case_table(self.cases, inputs=inputs, detail_width=max(room, 10))
+
+
+def _case_table(cases: list[CaseResult], *, inputs: bool = True, detail_width: int | None = None) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
-    table.add_column("", width=1, no_wrap=True)
-    table.add_column("case", style="bold", no_wrap=True, min_width=max(len(c.id) for c in cases))
-    table.add_column("inputs", overflow="ellipsis", no_wrap=True, ratio=1)
-    table.add_column("status", no_wrap=True, min_width=7)
-    table.add_column("detail", overflow="ellipsis", no_wrap=True, min_width=22)
+    table.add_column("", width=1, min_width=1, no_wrap=True)
+    longest_id = max(len(c.id) for c in cases)
+    table.add_column("case", style="bold", no_wrap=True, overflow="ellipsis", min_width=min(longest_id, 12))
+    if inputs:
+        table.add_column("inputs", overflow="ellipsis", no_wrap=True, ratio=1)
+    table.add_column("status", no_wrap=True, min_width=7, max_width=7)
+    table.add_column("detail", overflow="ellipsis", no_wrap=True, min_width=10, max_width=detail_width)
     for case in cases:
         style = STATUS_STYLE[case.status]
-        inputs = ", ".join(f"{k}={v}" for k, v in case.inputs.items())
+        shown = ", ".join(f"{k}={v}" for k, v in case.inputs.items())
         table.add_row(
             Text(STATUS_MARK[case.status], style=style),
             case.id,
-            Text(inputs, style="dim"),
+            *([Text(shown, style="dim")] if inputs else []),
             Text(case.status, style=style),
             Text(_short_detail(case)),
         )
@@ -239,7 +262,7 @@ def render_report(report: Report, console: Console) -> None:
             Text(f"{len(report.cases)} cases not run: {report.cases[0].message.removeprefix('not run: ')}", style="dim")
         )
     elif report.cases:
-        console.print(_case_table(report.cases))
+        console.print(CaseTable(report.cases))
     failing = [] if not_attempted else [c for c in report.cases if c.status in ("failed", "error")]
     for case in failing[:MAX_DETAILED]:
         console.print(_case_detail(case))
@@ -266,6 +289,8 @@ def make_console(*, color: bool | None = None, file: TextIO | None = None, width
     import sys
 
     stream = file or sys.stdout
+    if not _encodes(stream, ASCII_SYMBOLS_PROBE):
+        stream = AsciiSymbols(stream)
     is_tty = hasattr(stream, "isatty") and stream.isatty()
     if color is None:
         color = "NO_COLOR" not in os.environ and is_tty
@@ -286,3 +311,54 @@ def make_console(*, color: bool | None = None, file: TextIO | None = None, width
         color_system=None,
         emoji=False,
     )
+
+
+# What the report draws outside ASCII, and what stands for it where the stream cannot encode it (a stdout
+# with PYTHONIOENCODING=ascii, LANG=C). Rich draws ASCII boxes itself then (the stream's encoding is not UTF).
+# One character for one where it may sit in a table's column (rich's ellipsis "…" becomes "~"), so that
+# the columns, laid out before this substitution, stay aligned.
+ASCII_SYMBOLS = str.maketrans(
+    {
+        "✓": "+",
+        "✗": "x",
+        "·": "-",
+        "…": "~",
+        "≠": "!=",
+        "⋮": ":",
+        "—": "--",
+        "×": "x",
+        "⚠": "!",
+        "•": "*",  # rich's Markdown bullets (grader show, hint)
+        "\ufe0f": "",
+    }
+)
+ASCII_SYMBOLS_PROBE = "✓✗·…≠⋮"
+
+
+def _encodes(stream: object, text: str) -> bool:
+    encoding = getattr(stream, "encoding", None)
+    if not isinstance(encoding, str):
+        return True  # an in-memory text stream takes any text
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    except LookupError:
+        return True
+    return True
+
+
+class AsciiSymbols:
+    """A text stream that writes the report's symbols as ASCII, and anything else its encoding cannot take
+    as a backslash escape: output degrades, it never raises UnicodeEncodeError."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.encoding: str = stream.encoding
+
+    def write(self, text: str) -> int:
+        shown = text.translate(ASCII_SYMBOLS).encode(self.encoding, "backslashreplace").decode(self.encoding)
+        return self._stream.write(shown)
+
+    def __getattr__(self, name: str) -> object:  # flush, isatty, fileno...: the stream's own
+        return getattr(self._stream, name)

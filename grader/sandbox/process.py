@@ -28,6 +28,7 @@ from typing import Literal
 
 from grader.errors import SandboxError
 from grader.sandbox.isolation import (
+    HARNESS,
     Isolation,
     UidLease,
     bwrap_command,
@@ -46,7 +47,6 @@ from grader.sandbox.protocol import (
     parse_message,
 )
 
-HARNESS = Path(__file__).with_name("harness.py")
 HARNESS_FAULT_STATUS = 70
 STRAY_OUTPUT_BYTES = 64 * 1024
 POLL_S = 0.25
