@@ -218,6 +218,12 @@ def test_nothing_outlives_a_stopped_or_killed_grader(tmp_path: Path, cache_dir: 
         grader.send_signal(how)
         grader.wait(timeout=60)
         assert _wait_for(lambda: not _with_marker(marker), 20.0), "a process of the submission outlived the grader"
+        if level == "bwrap":  # the next grading clears what bwrap itself left (a sandbox init without parent)
+            correct = tmp_path / "correct.py"
+            correct.write_text(CORRECT, encoding="utf-8")
+            options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=level)
+            assert grade_file(correct, exercise_id="toy-scale", options=options).status == "passed"
+            assert isolation_module.clear_orphaned_sandboxes() == []
     finally:
         if grader.poll() is None:
             grader.kill()

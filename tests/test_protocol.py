@@ -156,6 +156,7 @@ def test_protocol_bounds_are_the_harness_limits(harness) -> None:
     assert protocol.MAX_FRAMES == harness.MAX_FRAMES
     assert protocol.MAX_DIMS == harness.MAX_DIMS
     assert protocol.MAX_NAMES == harness.MAX_NAMES
+    assert (protocol.MAX_TREE_DEPTH, protocol.MAX_TREE_LEAVES) == (harness.MAX_TREE_DEPTH, harness.MAX_TREE_LEAVES)
     capture = Limits.model_fields["capture_bytes"].metadata
     assert max(m.le for m in capture if hasattr(m, "le")) == protocol.MAX_CAPTURE
 

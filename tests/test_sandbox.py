@@ -223,7 +223,9 @@ print(found, any("exercises" in p or p.rstrip("/").endswith("reference") for p i
     report = grade_toy(source, tmp_path)
     printed = report.output.stdout.text.split()
     assert printed[1] == "False"
-    assert printed[0] == "no" or "site-packages" in printed[0]
+    # "None": the namespace left by an editable install's grader/_bundled copy (its contents are hidden
+    # from the child, see grading._hidden_paths); an installed copy of the package itself is public code.
+    assert printed[0] in ("no", "None") or "site-packages" in printed[0]
 
 
 def _digest_tree(root: Path) -> str:

@@ -273,6 +273,37 @@ def remove_tree(path: str) -> None:
             shutil.rmtree(path)  # without coreutils, best effort (no chmod: it would follow a link)
 
 
+def clear_orphaned_sandboxes() -> list[int]:
+    """Kills what a killed grader left of its bwrap sandboxes: a sandbox's init whose own bwrap parent is
+    gone (``--die-with-parent`` ends the outer bwrap with the grader, but not always the init it started,
+    which then waits on with the sandbox's mounts). A live grader's sandbox init always has its bwrap as
+    parent, so only orphans match. Returns the pids killed."""
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != os.geteuid():
+                continue
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+            if not argv[0].endswith(b"bwrap") or not any(b"grader-run-" in arg for arg in argv):
+                continue
+            with open(f"/proc/{entry.name}/status", "rb") as handle:
+                status = dict(line.split(b":", 1) for line in handle.read().splitlines() if b":" in line)
+            if status.get(b"NSpid", b"").split()[-1:] != [b"1"]:
+                continue  # the outer bwrap, not a sandbox's init
+            with open(f"/proc/{int(status[b'PPid'])}/cmdline", "rb") as handle:
+                parent = handle.read().split(b"\0")[0]
+        except (OSError, ValueError, KeyError):
+            continue
+        if not parent.endswith(b"bwrap"):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
 def _world_readable(path: Path) -> bool:
     """Whether any user can reach ``path`` (every folder on the way searchable, the folder itself readable)."""
     try:

@@ -33,6 +33,7 @@ from grader.sandbox.isolation import (
     UidLease,
     bwrap_command,
     choose_isolation,
+    clear_orphaned_sandboxes,
     environment_paths,
     remove_tree,
 )
@@ -426,6 +427,8 @@ class SpawnedChild:
 def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChild:
     """Starts a child for jobs like ``job`` (same preloads, environment and mounts), before the job exists."""
     iso = isolation or choose_isolation()
+    if iso.level == "bwrap":
+        clear_orphaned_sandboxes()  # what a killed grader left behind
     lease = None
     if iso.drop_to:
         lease = UidLease.take(iso.drop_to[0])
