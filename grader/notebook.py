@@ -32,14 +32,47 @@ CAPTURE_BYTES = 8192
 
 
 def _function_source(function: Callable) -> Source:
-    """The function's own source, for pointing at lines; its file as Python names it (a cell, often)."""
+    """The source to point at lines in: the function's own, and that of the functions and classes (their
+    methods) of its module that it names, such as a model class defined in another cell. Lines of the
+    function's own file keep their numbers; those of other cells follow, each under a comment naming it."""
     filename = getattr(getattr(function, "__code__", None), "co_filename", "<function>")
-    try:
-        lines, first = inspect.getsourcelines(function)
-        text = "\n" * (first - 1) + "".join(lines)
-    except (OSError, TypeError):
-        text = ""
+    by_file: dict[str, dict[int, str]] = {}
+    for part in [function, *_named_parts(function)]:
+        try:
+            lines, first = inspect.getsourcelines(part)
+        except (OSError, TypeError):
+            continue
+        part_file = part.__code__.co_filename
+        by_file.setdefault(part_file, {}).update({first + i: line for i, line in enumerate(lines)})
+    own = by_file.pop(filename, {})
+    text = "".join(own.get(n, "\n") for n in range(1, max(own, default=0) + 1))
+    for other, lines in by_file.items():
+        text += f"\n# --- from {other}\n" + "".join(lines[n] for n in sorted(lines))
     return parse_source(Path(filename), text)
+
+
+def _named_parts(function: Callable) -> list[Callable]:
+    """The functions, and the methods of the classes, of the function's module that its code names."""
+    code = getattr(function, "__code__", None)
+    module = getattr(function, "__module__", None)
+    if code is None:
+        return []
+    names: set[str] = set()
+    pending = [code]
+    while pending:  # nested functions and comprehensions name things too
+        current = pending.pop()
+        names.update(current.co_names)
+        pending.extend(c for c in current.co_consts if inspect.iscode(c))
+    parts: list[Callable] = []
+    for name in sorted(names):
+        value = getattr(function, "__globals__", {}).get(name)
+        if value is function or getattr(value, "__module__", None) != module:
+            continue
+        if inspect.isfunction(value):
+            parts.append(value)
+        elif inspect.isclass(value):
+            parts += [inspect.unwrap(v) for v in vars(value).values() if inspect.isfunction(inspect.unwrap(v))]
+    return parts
 
 
 def check(
@@ -85,6 +118,11 @@ def check(
         import_output=None,
         seed=options.seed,
         notes=notes,
+    )
+    # The header names the function, not the temporary file a notebook cell lives in.
+    name = getattr(function, "__qualname__", getattr(function, "__name__", "function"))
+    report = report.model_copy(
+        update={"submission": report.submission.model_copy(update={"path": f"{name}() (in this session)"})}
     )
     if display:
         render_report(report, console or Console())

@@ -183,6 +183,12 @@ class Environment(_Model):
 
 
 class Report(_Model):
+    """One grading, as every renderer reads it. Its repr is one line (a notebook shows the return value
+    of ``check()`` after the rendered report: not the whole model again)."""
+
+    def __repr__(self) -> str:
+        return f"Report(exercise={self.exercise.id!r}, status={self.status!r}, score={self.score:g}/{self.max_score:g})"
+
     schema_version: str = SCHEMA_VERSION
     exercise: ExerciseInfo
     submission: SubmissionInfo

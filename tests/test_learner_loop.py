@@ -291,3 +291,42 @@ def test_the_warm_up_runs_in_children_started_ahead(cache_dir: Path) -> None:
     run = run_child(job, _limits(exercise), spawned=spawned)
     assert run.hello is not None and run.hello.warmed is True
     assert run.ending == "completed" and len(run.results) == 20
+
+
+CELL_MODEL = """
+import flax.linen as nn
+
+class TrainEvalModel(nn.Module):
+    @nn.compact
+    def __call__(self, x, train):
+        return nn.Dropout(0.5, deterministic=train)(nn.Dense(x.shape[-1])(x))
+"""
+CELL_FUNCTION = """
+import jax
+
+def model_train_eval_forward(seed, x, train):
+    model, s = TrainEvalModel(), int(seed)
+    variables = model.init({"params": jax.random.PRNGKey(s), "dropout": jax.random.PRNGKey(s + 1)}, x, train=False)
+    return model.apply(variables, x, train=train >= 0.5, rngs={"dropout": jax.random.PRNGKey(s + 1)})
+"""
+
+
+def test_check_points_at_a_model_defined_in_another_cell(cache_dir: Path) -> None:
+    """As in Jupyter: each cell is a file of its own (in linecache), sharing one namespace."""
+    import linecache
+
+    from grader import check
+
+    namespace: dict = {"__name__": "__main__"}
+    for number, cell in enumerate((CELL_MODEL, CELL_FUNCTION)):
+        filename = f"/tmp/ipykernel_0/cell-{number}-{id(namespace)}.py"
+        linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
+        exec(compile(cell, filename, "exec"), namespace)
+    function = namespace["model_train_eval_forward"]
+    report = check("train-eval-dropout", function, display=False, options=GradeOptions(cache_dir=cache_dir))
+    assert report.diagnoses[0].code == "deterministic-inverted"
+    assert any("deterministic=train" in line.text for line in report.diagnoses[0].lines)  # from the other cell
+    assert report.submission.path == "model_train_eval_forward() (in this session)"
+    assert repr(report) == "Report(exercise='train-eval-dropout', status='failed', score=0/22)" or (
+        len(repr(report)) < 120 and repr(report).startswith("Report(exercise='train-eval-dropout', status='failed'")
+    )
