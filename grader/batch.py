@@ -855,10 +855,13 @@ def _held_lock(path: str) -> Iterator[None]:
         os.close(fd)
 
 
+STALE_GRACE_S = 2.0  # a child's folder made this long before the batch started, at least, may be stale
+
+
 def remove_stale_folders(folder: str | None = None) -> list[str]:
     """Removes the temporary folders that graders of this user left when they were killed (kill -9, out of
     memory) and returns them: only folders this user owns, and of those, ``grader-batch-*`` whose lock no
-    process holds, and children's ``grader-run-*`` made before this process started that no live process
+    process holds, and children's ``grader-run-*`` last changed well before this process started that no live process
     works in or names on its command line. Another grader's folders under way are left alone."""
     base = os.path.realpath(folder or tempfile.gettempdir())
     started = _process_started()
@@ -871,8 +874,10 @@ def remove_stale_folders(folder: str | None = None) -> list[str]:
                     continue
                 if entry.name.startswith("grader-batch-"):
                     batches.append(entry.path)
-                elif entry.name.startswith("grader-run-") and info.st_ctime < started:
-                    runs.append(entry.path)  # younger: perhaps made by a grader about to start its child
+                elif entry.name.startswith("grader-run-") and info.st_mtime < started - STALE_GRACE_S:
+                    # Younger: perhaps made by a grader about to start its child. (Its children cannot change
+                    # the folder's times: it is the grader's, mode 0755.)
+                    runs.append(entry.path)
     used = _in_use(runs)
     stale = [path for path in batches if not _locked(os.path.join(path, BATCH_LOCK))]
     stale += [path for path in runs if path not in used]

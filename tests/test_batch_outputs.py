@@ -401,6 +401,10 @@ def test_a_batch_removes_only_the_temporary_folders_no_grader_uses(cache_dir: Pa
         (scratch / name / "work").mkdir(parents=True)
     for name in ("grader-batch-1-stale", "grader-batch-2-live"):
         (scratch / name / ".grader-batch.lock").touch()
+    an_hour_ago = time.time() - 3600  # a child's folder counts as stale only well after it was made
+    for name in ("grader-run-stale", "grader-run-busy", "grader-run-theirs"):
+        os.utime(scratch / name, (an_hour_ago, an_hour_ago))
+    (scratch / "grader-run-young" / "work").mkdir(parents=True)  # made just now: perhaps about to be used
     held = os.open(scratch / "grader-batch-2-live" / ".grader-batch.lock", os.O_RDONLY)
     fcntl.flock(held, fcntl.LOCK_EX)  # a batch under way holds its lock
     busy = subprocess.Popen(  # a child under way works in its folder
@@ -421,7 +425,13 @@ def test_a_batch_removes_only_the_temporary_folders_no_grader_uses(cache_dir: Pa
         busy.communicate(b"", timeout=60)
         os.close(held)
     left = sorted(p.name for p in scratch.glob("grader-*"))
-    expected = {"grader-batch-2-live", "grader-batch-3-nolock", "grader-run-busy", "grader-run-theirs"}
+    expected = {
+        "grader-batch-2-live",
+        "grader-batch-3-nolock",
+        "grader-run-busy",
+        "grader-run-theirs",
+        "grader-run-young",
+    }
     if not theirs:  # this user's, and no process works in it: stale
         expected.remove("grader-run-theirs")
     assert set(left) == expected, left
