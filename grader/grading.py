@@ -123,16 +123,27 @@ def wire_cases(exercise: Exercise, cases: list[Case]) -> list[dict]:
 def _submission_cache(iso: Isolation, cache_dir: Path | None) -> dict:
     """The compilation cache a submission's child uses, and how.
 
-    Under bwrap it reads the trusted cache, which only reference runs write, through a read-only mount.
-    Otherwise it could write whatever it reads, so it gets a cache of its own, apart from the trusted one.
+    Where the child cannot write it, it reads the trusted cache, which only reference runs write: under
+    bwrap through a read-only mount, and as another uid (the grader is root) by permissions, the folder
+    then opened to the child like the Python environment where it lies under a closed folder. A child
+    that runs as the grader's own user could write whatever it reads: it gets a cache of its own.
     """
     if cache_dir is None:
         return {}
-    if iso.level == "bwrap":
-        trusted = cache_dir / TRUSTED_XLA
-        trusted.mkdir(parents=True, exist_ok=True)
+    trusted = cache_dir / TRUSTED_XLA
+    if iso.level == "bwrap" or (iso.drop_to is not None and _closed_to_others(trusted)):
         return {"env": _compile_cache_env(cache_dir, TRUSTED_XLA), "readable": [str(trusted)]}
     return {"env": _compile_cache_env(cache_dir, "xla-submissions")}
+
+
+def _closed_to_others(folder: Path) -> bool:
+    """Makes ``folder`` (mode 0755) where missing; whether it is ours and others cannot write it."""
+    try:
+        folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+        info = folder.stat()
+    except OSError:
+        return False
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
 
 
 def trusted_env(options: GradeOptions) -> dict[str, str]:

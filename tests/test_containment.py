@@ -100,7 +100,7 @@ def test_root_children_are_refused_unless_asked_for(monkeypatch: pytest.MonkeyPa
     """Where the environment cannot be opened up to another uid, the grader stops with a fault that says
     how to fix it; running as root needs an explicit opt-in, which the report states."""
     monkeypatch.setattr(isolation_module.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(isolation_module, "_world_readable", lambda _path: False)
+    monkeypatch.setattr(isolation_module, "world_readable", lambda _path: False)
     monkeypatch.setattr(isolation_module, "_can_open_up", lambda _paths: False)
     monkeypatch.delenv(ALLOW_ROOT_ENV, raising=False)
     with pytest.raises(SandboxError, match=f"refusing to run a submission as root.*{ALLOW_ROOT_ENV}=1"):
@@ -249,3 +249,20 @@ def test_a_classmates_file_is_out_of_reach_under_bwrap(tmp_path: Path, cache_dir
     report = grade_file(path, exercise_id="toy-scale", options=options)
     assert report.status == "passed"
     assert "CLASSMATE-SECRET" not in report.output.stdout.text and "no " in report.output.stdout.text
+
+
+def test_several_folders_under_one_closed_folder_are_opened_up(tmp_path: Path) -> None:
+    """The environment and the trusted compilation cache can both lie under /root: each is reached."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: only a root grader drops the child to another uid")
+    closed = tmp_path / "closed"
+    for inner in ("env/lib", "cache/grader/xla"):
+        (closed / inner).mkdir(parents=True)
+    closed.chmod(0o700)
+    probe = [sys.executable, "-I", str(isolation_module.HARNESS), "--probe-reach", str(SANDBOX_UID), "65534"]
+    # The interpreter's own closed folders too: the probe checks it can still run Python afterwards.
+    probe += [str(p) for p in isolation_module.environment_paths() if not isolation_module.world_readable(p)]
+    if subprocess.run([*probe, str(closed / "env/lib")], capture_output=True).returncode != 0:
+        pytest.skip("this kernel refuses a mount namespace here")
+    result = subprocess.run([*probe, str(closed / "env/lib"), str(closed / "cache/grader/xla")], capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()

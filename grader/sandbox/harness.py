@@ -245,9 +245,10 @@ def _open_up(reach: list[str]) -> None:
         raise OSError(error, f"unshare: {os.strerror(error)}")
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     handles = {path: os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for path in reach}
+    closed_of = {path: _outermost_closed(path) for path in reach}  # all before anything is covered
     covered: list[str] = []
     for path in reach:
-        closed = _outermost_closed(path)
+        closed = closed_of[path]
         if closed not in covered:
             _mount("tmpfs", closed, "tmpfs", 0, "mode=0755,size=1m")
             covered.append(closed)

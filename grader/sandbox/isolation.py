@@ -118,7 +118,7 @@ def choose_isolation(requested: str | None = None) -> Isolation:
         raise SandboxError("bubblewrap (bwrap) was asked for but is not installed or does not work here")
     if not drop_to:
         return Isolation("process", None, note="runs as the grader's own user")
-    unreachable = tuple(str(p) for p in environment_paths() if not _world_readable(p))
+    unreachable = tuple(str(p) for p in environment_paths() if not world_readable(p))
     if not unreachable:
         return Isolation("process", drop_to)
     if _can_open_up(unreachable):
@@ -304,7 +304,7 @@ def clear_orphaned_sandboxes() -> list[int]:
     return killed
 
 
-def _world_readable(path: Path) -> bool:
+def world_readable(path: Path) -> bool:
     """Whether any user can reach ``path`` (every folder on the way searchable, the folder itself readable)."""
     try:
         if not all(os.stat(parent).st_mode & 0o001 for parent in [*path.parents, path]):

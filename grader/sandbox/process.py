@@ -36,6 +36,7 @@ from grader.sandbox.isolation import (
     clear_orphaned_sandboxes,
     environment_paths,
     remove_tree,
+    world_readable,
 )
 from grader.sandbox.protocol import (
     Done,
@@ -472,6 +473,7 @@ def _spawn(job: ChildJob, iso: Isolation, lease: UidLease | None) -> SpawnedChil
             stderr=subprocess.PIPE,
             pass_fds=(job_read, channel_write, info_write, life_read),
             start_new_session=True,
+            umask=0o022,  # nothing a child writes (the trusted compilation cache included) is others' to change
         )
     except OSError as exc:
         remove_tree(run_dir)
@@ -498,7 +500,7 @@ def _job_payload(job: ChildJob, limits: ChildLimits, iso: Isolation) -> bytes:
             "import_timeout_s": limits.import_timeout_s,
             "case_timeout_s": limits.case_timeout_s,
             "drop_to": iso.drop_to,
-            "reach": list(iso.reach),
+            "reach": _reach(iso, job),
             "rlimits": {
                 "RLIMIT_NPROC": _process_limit(iso.drop_to[0] if iso.drop_to else os.getuid()),
                 "RLIMIT_DATA": limits.memory_mb * 1024 * 1024,
@@ -510,6 +512,16 @@ def _job_payload(job: ChildJob, limits: ChildLimits, iso: Isolation) -> bytes:
             "cases": job.cases,
         }
     ).encode("utf-8")
+
+
+def _reach(iso: Isolation, job: ChildJob) -> list[str]:
+    """The folders the child opens to itself before dropping privileges (process level as root): the
+    Python environment's closed ones, and the job's readable folders (the trusted compilation cache) that
+    lie under a closed folder, where a mount namespace is known to work here."""
+    if iso.level != "process" or not iso.reach:
+        return list(iso.reach)
+    extra = [p for p in job.readable if os.path.isdir(p) and not world_readable(Path(p))]
+    return [*iso.reach, *extra]
 
 
 def run_child(
