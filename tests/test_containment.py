@@ -18,7 +18,7 @@ from grader.grading import GradeOptions, grade_file
 from grader.sandbox import isolation as isolation_module
 from grader.sandbox.isolation import ALLOW_ROOT_ENV, SANDBOX_UID, UidLease, choose_isolation
 from tests.conftest import ROOT, TOY_EXERCISES, cli_env
-from tests.test_hostile import CORRECT, _levels
+from tests.test_hostile import CORRECT, _levels, _processes_with
 
 SECRET = "TOP-SECRET-LINE-4711 = ("  # a syntax error, so that a diagnosis would quote the line
 
@@ -181,19 +181,6 @@ def scale(factor, x):
 """
 
 
-def _with_marker(marker: str) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
-                    if marker.encode() in handle.read():
-                        found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def _wait_for(predicate, limit_s: float = 60.0) -> bool:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
@@ -214,10 +201,10 @@ def test_nothing_outlives_a_stopped_or_killed_grader(tmp_path: Path, cache_dir: 
     command = [sys.executable, "-m", "grader", "grade", str(path), *_toy(level), "--no-cache"]
     grader = subprocess.Popen(command, env=cli_env(cache_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _wait_for(lambda: bool(_with_marker(marker))), "the submission never started"
+        assert _wait_for(lambda: bool(_processes_with(marker))), "the submission never started"
         grader.send_signal(how)
         grader.wait(timeout=60)
-        assert _wait_for(lambda: not _with_marker(marker), 20.0), "a process of the submission outlived the grader"
+        assert _wait_for(lambda: not _processes_with(marker), 20.0), "a process of the submission outlived the grader"
         if level == "bwrap":  # the next grading clears what bwrap itself left (a sandbox init without parent)
             correct = tmp_path / "correct.py"
             correct.write_text(CORRECT, encoding="utf-8")
@@ -227,7 +214,7 @@ def test_nothing_outlives_a_stopped_or_killed_grader(tmp_path: Path, cache_dir: 
     finally:
         if grader.poll() is None:
             grader.kill()
-        for pid in _with_marker(marker):
+        for pid in _processes_with(marker):
             os.kill(pid, signal.SIGKILL)
 
 
