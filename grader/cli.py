@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from grader.batch import Earlier, Journal, OutputError, OutputFolder
+    from grader.batch import Earlier, Journal
+    from grader.errors import OutputError
     from grader.grading import GradeOptions
+    from grader.output import OutputFolder
     from grader.schema import BatchEntry, BatchReport, Report
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_FAULT, EXIT_OUTPUT = 0, 1, 2, 3, 4
@@ -96,7 +98,7 @@ def _exit_codes() -> Iterator[None]:
     except UsageError as exc:
         raise _fail(str(exc), EXIT_USAGE) from exc
     except GraderError as exc:
-        from grader.batch import OutputError
+        from grader.errors import OutputError
 
         raise _fail(str(exc), EXIT_OUTPUT if isinstance(exc, OutputError) else EXIT_FAULT) from exc
     except KeyboardInterrupt:
@@ -112,7 +114,7 @@ def _write(text: str, output: Path | None, folder: OutputFolder | None = None, *
         sys.stdout.write(_for_stdout(text, fmt))
         sys.stdout.flush()
         return
-    from grader.batch import OutputFolder
+    from grader.output import OutputFolder
 
     with contextlib.ExitStack() as stack:
         if folder is None:
@@ -235,8 +237,8 @@ def grade(
     ] = False,
 ) -> None:
     """Grade submission files and report the verdicts (exit 0 only when every one passed)."""
-    from grader.batch import OutputFolder
     from grader.grading import GradeOptions, grade_file
+    from grader.output import OutputFolder
 
     with _exit_codes():
         chosen = isolation.value if isolation else None
@@ -282,7 +284,7 @@ def _write_reports(
     """Writes one report in each format asked (stdout where the path is None); the step summary of GitHub
     is appended once. Each failure is named on stderr and the others are still written; returns how many
     failed (exit 4)."""
-    from grader.batch import OutputError
+    from grader.errors import OutputError
 
     failed, summary = 0, True
     for fmt, path, folder in writes:
@@ -334,7 +336,8 @@ class _BatchOutputs:
     gradebook updated as each submission finishes; and what could not be written, for the exit code."""
 
     def __init__(self, targets: _BatchTargets, files: list[Path], stack: contextlib.ExitStack) -> None:
-        from grader.batch import JOURNAL_SUFFIX, Journal, OutputFolder, report_names, shown
+        from grader.batch import JOURNAL_SUFFIX, Journal, report_names, shown
+        from grader.output import OutputFolder
 
         self.targets = targets
         self.paths = [shown(str(path)) for path in files]  # as the entries name them: the gradebook's students
@@ -405,7 +408,7 @@ class _BatchOutputs:
             self._attempt(lambda: book.write(PurePath(gradebook.name), _encoded(text)))
 
     def _attempt(self, write: Callable[[], Path]) -> Path:
-        from grader.batch import OutputError
+        from grader.errors import OutputError
 
         try:
             written = write()
@@ -419,7 +422,7 @@ class _BatchOutputs:
 
     def finish(self, batch: BatchReport, color: bool | None) -> None:
         """The batch's document, then the whole gradebook: a failure of one loses nothing else."""
-        from grader.batch import OutputError
+        from grader.errors import OutputError
         from grader.render.batch import render_gradebook
 
         with contextlib.suppress(OutputError):

@@ -29,8 +29,10 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from grader.batch import Earlier, JournalEntry, OutputError, OutputFolder, entry_from_report, exercise_digest
+from grader.batch import Earlier, JournalEntry, entry_from_report, exercise_digest
+from grader.errors import OutputError
 from grader.exercise import discover_exercises
+from grader.output import OutputFolder
 from grader.render.batch import BatchProgress, summary_table
 from grader.sandbox.isolation import choose_isolation
 from grader.schema import BatchEntry, BatchReport

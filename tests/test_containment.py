@@ -253,3 +253,18 @@ def test_several_folders_under_one_closed_folder_are_opened_up(tmp_path: Path) -
         pytest.skip("this kernel refuses a mount namespace here")
     result = subprocess.run([*probe, str(closed / "env/lib"), str(closed / "cache/grader/xla")], capture_output=True)
     assert result.returncode == 0, result.stderr.decode()
+
+
+def test_leases_are_shared_whatever_the_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two graders with other TMPDIRs (a test's, a CI step's) must not hand out the same uid."""
+    import tempfile
+
+    first = UidLease.take()
+    try:
+        monkeypatch.setenv("TMPDIR", str(tmp_path))
+        monkeypatch.setattr(tempfile, "tempdir", None)
+        second = UidLease.take()
+        second.release()
+        assert second.uid != first.uid
+    finally:
+        first.release()
