@@ -131,6 +131,10 @@ class Comparison(_Model):
         default_factory=list, description="What was allowed, such as a list compared as the tuple expected."
     )
 
+    def lead_leaf(self) -> Comparison:
+        """The comparison whose numbers and rows a report shows: for a tree, its first failing leaf's."""
+        return next((leaf for leaf in self.leaves if leaf.path == self.path), self)
+
 
 class CaseResult(_Model):
     id: str

@@ -14,9 +14,7 @@ def _case_output(case: CaseResult) -> str:
     lines = [case.message]
     if case.error is not None:
         lines += [f"  line {f.line}, in {f.function}: {f.code}" for f in case.error.frames]
-    comparison = case.comparison
-    if comparison is not None and comparison.leaves:
-        comparison = next((leaf for leaf in comparison.leaves if leaf.path == comparison.path), comparison)
+    comparison = case.comparison.lead_leaf() if case.comparison is not None else None
     if not case.hidden and comparison is not None and comparison.rows:
         head = "index  expected  actual"
         lines.append(f"leaf {comparison.path}: {head}" if comparison.path else head)

@@ -113,11 +113,6 @@ def _short_detail(case: CaseResult) -> str:
     return f"{where}returned {comparison.actual_type}"
 
 
-def lead_leaf(comparison: Comparison) -> Comparison:
-    """The comparison whose numbers and rows a report shows: for a tree, the first failing leaf's."""
-    return next((leaf for leaf in comparison.leaves if leaf.path == comparison.path), comparison)
-
-
 class CaseTable:
     """The case table, laid out for the width it gets: the inputs column only where there is room for it
     beside the others, and the detail column no wider than what is left, so that on a narrow terminal
@@ -206,7 +201,7 @@ def _captured(output: CapturedOutput, title: str) -> Panel | None:
 
 def _case_detail(case: CaseResult) -> RenderableType:
     parts: list[RenderableType] = [Text(case.message)]
-    comparison = case.comparison if case.comparison is None else lead_leaf(case.comparison)
+    comparison = case.comparison if case.comparison is None else case.comparison.lead_leaf()
     if comparison is not None and comparison.rows:
         if comparison.path:
             parts.append(Text(f"leaf {comparison.path}", style="bold"))
