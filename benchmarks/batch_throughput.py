@@ -107,8 +107,8 @@ def make_class(folder: Path, count: int) -> list[Path]:
 
 def write_cases(path: Path) -> None:
     sys.path.insert(0, str(ROOT))
-    from grader.cases import build_cases
-    from grader.exercise import get_exercise
+    from grader.exercise.cases import build_cases
+    from grader.exercise.spec import get_exercise
 
     cases = build_cases(get_exercise("train-eval-dropout"))
     rows = [{"id": c.id, "seed": c.args[0], "x": c.args[1].tolist(), "train": c.args[2]} for c in cases]

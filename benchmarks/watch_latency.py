@@ -22,9 +22,9 @@ import threading
 import time
 from pathlib import Path
 
-from grader.grading import GradeOptions
+from grader.learner.watch import watch
+from grader.pipeline.grading import GradeOptions
 from grader.render.terminal import make_console
-from grader.watch import watch
 
 ROOT = Path(__file__).resolve().parent.parent
 

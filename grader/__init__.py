@@ -13,6 +13,6 @@ __version__ = "0.1.0"
 
 def check(exercise_id: str, function: object, **options: object) -> object:
     """Grades a function object from a notebook and shows the report: ``check("train-eval-dropout", f)``."""
-    from grader.notebook import check as _check
+    from grader.learner.notebook import check as _check
 
     return _check(exercise_id, function, **options)

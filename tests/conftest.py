@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.grading import GradeOptions, grade_file
-from grader.schema import Report
+from grader.pipeline.grading import GradeOptions, grade_file
+from grader.report.schema import Report
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMISSIONS = ROOT / "submissions"

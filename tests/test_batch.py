@@ -20,11 +20,11 @@ import jsonschema
 import pytest
 from lxml import etree
 
-from grader.batch import collect_submissions, report_names
 from grader.errors import UsageError
+from grader.pipeline.batch import collect_submissions, report_names
 from grader.render.batch import render_gradebook
+from grader.report.schema import BatchEntry, BatchReport, batch_json_schema
 from grader.sandbox.isolation import SANDBOX_GID, SANDBOX_UID, Isolation, choose_isolation, for_slot
-from grader.schema import BatchEntry, BatchReport, batch_json_schema
 from tests.conftest import ROOT, TOY_EXERCISES, cli_env, copy_toy_exercise
 from tests.test_hostile import _levels, strong
 
@@ -355,7 +355,7 @@ def test_the_example_workflow_runs_commands_the_cli_accepts() -> None:
     import typer.main
     import yaml
 
-    from grader.cli import app
+    from grader.cli.app import app
 
     workflow = yaml.safe_load((ROOT / "examples" / "github-classroom.yml").read_text())
     env = {name: str(value) for name, value in workflow["env"].items()}

@@ -29,14 +29,14 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from grader.batch import Earlier, JournalEntry, entry_from_report, exercise_digest
 from grader.errors import OutputError
-from grader.exercise import discover_exercises
+from grader.exercise.spec import discover_exercises
 from grader.output import OutputFolder
+from grader.pipeline.batch import Earlier, JournalEntry, entry_from_report, exercise_digest
+from grader.pipeline.source import read_source
 from grader.render.batch import BatchProgress, summary_table
+from grader.report.schema import BatchEntry, BatchReport
 from grader.sandbox.isolation import choose_isolation
-from grader.schema import BatchEntry, BatchReport
-from grader.source import read_source
 from tests.conftest import ROOT, TOY_EXERCISES, cli_env
 from tests.test_batch import CORRECT, GRADER, ZEROS, gradebook_rows, run, write_class
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from grader.schema import report_json_schema
+from grader.report.schema import report_json_schema
 from tests.conftest import FIXTURES, ROOT, SUBMISSIONS, cli_env, copy_toy_exercise
 
 GRADER = [sys.executable, "-m", "grader"]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from grader.compare import as_number, compare_arrays
+from grader.pipeline.compare import as_number, compare_arrays
 
 F32 = np.float32
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from grader.errors import SandboxError
-from grader.grading import GradeOptions, grade_file
+from grader.pipeline.grading import GradeOptions, grade_file
 from grader.sandbox import isolation as isolation_module
 from grader.sandbox.isolation import ALLOW_ROOT_ENV, SANDBOX_UID, UidLease, choose_isolation
 from tests.conftest import ROOT, TOY_EXERCISES, cli_env

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.cases import build_cases, cases_fingerprint
 from grader.errors import SpecError, UsageError
-from grader.exercise import discover_exercises, get_exercise, load_exercise
+from grader.exercise.cases import build_cases, cases_fingerprint
+from grader.exercise.spec import discover_exercises, get_exercise, load_exercise
 from tests.conftest import ROOT, TOY_EXERCISES, copy_toy_exercise
 
 BUNDLED = ROOT / "exercises" / "train-eval-dropout"

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.cases import Case
-from grader.compare import compare_arrays
-from grader.evidence import Finding
-from grader.exercise import load_exercise
-from grader.grading import GradeOptions, grade_file
-from grader.mistakes import load_analysis, observations, on_wrong_values
+from grader.exercise.cases import Case
+from grader.exercise.evidence import Finding
+from grader.exercise.spec import load_exercise
+from grader.pipeline.compare import compare_arrays
+from grader.pipeline.grading import GradeOptions, grade_file
+from grader.pipeline.mistakes import load_analysis, observations, on_wrong_values
 from grader.render.terminal import make_console, render_report
-from grader.schema import CaseResult
+from grader.report.schema import CaseResult
 from tests.conftest import ROOT, copy_toy_exercise
 
 RTOL, ATOL = 1e-5, 1e-6

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from grader.cases import build_cases, cases_fingerprint, checked_seed
 from grader.errors import UsageError
-from grader.exercise import MAX_SEED, ArrayFill, Exercise, ExerciseSpec, load_exercise
-from grader.grading import GradeOptions, grade_file, trusted_env, wire_cases
-from grader.notebook import check
-from grader.reference import run_reference
+from grader.exercise.cases import build_cases, cases_fingerprint, checked_seed
+from grader.exercise.spec import MAX_SEED, ArrayFill, Exercise, ExerciseSpec, load_exercise
+from grader.learner.notebook import check
+from grader.pipeline.grading import GradeOptions, grade_file, trusted_env, wire_cases
+from grader.pipeline.reference import run_reference
 from grader.render.terminal import make_console, render_report
-from grader.schema import Report
+from grader.report.schema import Report
 from tests.conftest import ROOT, TOY_EXERCISES, cli_env, copy_toy_exercise
 
 BUNDLED = ROOT / "exercises" / "train-eval-dropout"
@@ -207,7 +207,7 @@ def test_an_array_generator_without_a_seed_gives_each_case_its_own_values() -> N
 
 
 def test_generated_cases_become_the_forms_fixed_cases_use() -> None:
-    from grader.cases import fresh_cases
+    from grader.exercise.cases import fresh_cases
 
     exercise = load_exercise(BUNDLED)
     (first, *_) = fresh_cases(exercise, 12)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-import grader.batch
-from grader.batch import grade_batch
+import grader.pipeline.batch
 from grader.errors import SandboxError
-from grader.grading import GradeOptions
+from grader.pipeline.batch import grade_batch
+from grader.pipeline.grading import GradeOptions
 from grader.render.batch import GRADEBOOK_COLUMNS, gradebook_csv, render_gradebook, student_names
-from grader.schema import BatchEntry
+from grader.report.schema import BatchEntry
 from tests.conftest import TOY_EXERCISES
 
 CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x) * np.float32(factor)).astype('f4')\n"
@@ -66,14 +66,14 @@ def test_gradebook_of_a_class_folder_and_a_fault_with_its_max_score(
     (tmp_path / "class" / "alice").mkdir(parents=True)
     (tmp_path / "class" / "alice" / "scale.py").write_text(CORRECT)
     (tmp_path / "class" / "bob.py").write_text(CORRECT)
-    real = grader.batch.grade_file
+    real = grader.pipeline.batch.grade_file
 
     def grade_file(path: Path, **kwargs):
         if path.name == "bob.py":
             raise SandboxError("the child could not be started")
         return real(path, **kwargs)
 
-    monkeypatch.setattr(grader.batch, "grade_file", grade_file)
+    monkeypatch.setattr(grader.pipeline.batch, "grade_file", grade_file)
     files = [tmp_path / "class" / "alice" / "scale.py", tmp_path / "class" / "bob.py"]
     options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES])
 

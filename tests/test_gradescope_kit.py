@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from grader.render.gradescope import render_gradescope
-from grader.schema import (
+from grader.report.schema import (
     CaseResult,
     Diagnosis,
     Environment,

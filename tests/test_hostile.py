@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.grading import GradeOptions, grade_file
+from grader.pipeline.grading import GradeOptions, grade_file
 from grader.render.terminal import make_console, render_report
+from grader.report.schema import Report
 from grader.sandbox.isolation import Isolation, choose_isolation
-from grader.schema import Report
 from tests.conftest import FIXTURES, HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES
 
 pytestmark = pytest.mark.timeout(HOSTILE_TIMEOUT_S)

@@ -10,7 +10,7 @@ from junitparser import Error, Failure, JUnitXml
 from lxml import etree
 
 from grader.render.junit import render_junit, render_junit_batch
-from grader.schema import BatchEntry, BatchReport, Report
+from grader.report.schema import BatchEntry, BatchReport, Report
 from tests.conftest import ROOT, SUBMISSIONS
 
 FORMATS = ROOT / "docs" / "formats"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.grading import GradeOptions, grade_file
+from grader.learner.state import load_state, next_hint, record_result, reset_hints
+from grader.learner.watch import compare_runs, watch
+from grader.pipeline.grading import GradeOptions, grade_file
 from grader.render.terminal import make_console
-from grader.state import load_state, next_hint, record_result, reset_hints
-from grader.watch import compare_runs, watch
 from tests.conftest import ROOT, TOY_EXERCISES, cli_env
 
 CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x) * np.float32(factor)).astype('f4')\n"
@@ -74,7 +74,7 @@ def test_hint_command_remembers_between_runs(cache_dir: Path, tmp_path: Path) ->
 
 
 def test_default_data_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from grader.state import data_dir
+    from grader.learner.state import data_dir
 
     monkeypatch.delenv("GRADER_DATA_DIR", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
@@ -259,8 +259,8 @@ def test_notebook_check_on_a_correct_and_a_wrong_function(cache_dir: Path) -> No
 
 def test_children_started_ahead_grade_like_fresh_ones(cache_dir: Path) -> None:
     """A warmed child (watch) must give the same verdicts and diagnoses as a cold one."""
-    from grader.exercise import get_exercise
-    from grader.grading import spawn_for
+    from grader.exercise.spec import get_exercise
+    from grader.pipeline.grading import spawn_for
 
     options = GradeOptions(cache_dir=cache_dir)
     exercise = get_exercise("train-eval-dropout")
@@ -275,15 +275,15 @@ def test_children_started_ahead_grade_like_fresh_ones(cache_dir: Path) -> None:
 
 
 def test_the_warm_up_runs_in_children_started_ahead(cache_dir: Path) -> None:
-    from grader.exercise import get_exercise
-    from grader.grading import _limits, _submission_job, spawn_for, wire_cases
+    from grader.exercise.spec import get_exercise
+    from grader.pipeline.grading import _limits, _submission_job, spawn_for, wire_cases
     from grader.sandbox.process import run_child
 
     options = GradeOptions(cache_dir=cache_dir)
     exercise = get_exercise("train-eval-dropout")
     spawned = spawn_for(exercise, options)
     source = (ROOT / "submissions" / "correct.py").read_text()
-    from grader.cases import build_cases
+    from grader.exercise.cases import build_cases
 
     job = _submission_job(
         exercise, source, "correct.py", wire_cases(exercise, build_cases(exercise)), spawned.isolation, options

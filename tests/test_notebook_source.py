@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.source import notebook_code, read_source
+from grader.pipeline.source import notebook_code, read_source
 
 
 def _notebook(*cells: tuple[str, str | list[str]]) -> str:

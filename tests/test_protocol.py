@@ -150,7 +150,7 @@ def harness():  # a standalone script, loaded by path as the child does
 
 
 def test_protocol_bounds_are_the_harness_limits(harness) -> None:
-    from grader.exercise import Limits
+    from grader.exercise.spec import Limits
 
     assert protocol.MAX_TEXT == harness.MAX_TEXT
     assert protocol.MAX_FRAMES == harness.MAX_FRAMES

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.cases import build_cases
-from grader.exercise import load_exercise
-from grader.grading import GradeOptions, grade_file
-from grader.reference import cache_key
+from grader.exercise.cases import build_cases
+from grader.exercise.spec import load_exercise
+from grader.pipeline.grading import GradeOptions, grade_file
+from grader.pipeline.reference import cache_key
 from tests.conftest import FIXTURES, ROOT, SUBMISSIONS, cli_env, copy_toy_exercise
 from tests.test_hostile import _levels
 
@@ -97,9 +97,9 @@ def test_bundled_correct_example_is_not_the_reference() -> None:
 def test_a_failing_reference_runs_again_only_when_it_ended_early(
     toy: Path, monkeypatch: pytest.MonkeyPatch, body: str, runs: int
 ) -> None:
-    import grader.reference as reference
+    import grader.pipeline.reference as reference
     from grader.errors import ReferenceSolutionError
-    from grader.grading import wire_cases
+    from grader.pipeline.grading import wire_cases
 
     (toy / "reference" / "toy_scale.py").write_text("def scale(factor, x):\n" + body)
     exercise = load_exercise(toy / "exercises" / "toy-scale")

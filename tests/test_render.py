@@ -8,7 +8,7 @@ from pathlib import Path
 
 from grader.render.json import render_json
 from grader.render.terminal import make_console, render_report
-from grader.schema import Report
+from grader.report.schema import Report
 
 WRONG = """
 import numpy as np

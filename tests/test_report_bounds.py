@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.grading import GradeOptions, grade_file
-from grader.schema import Report
+from grader.pipeline.grading import GradeOptions, grade_file
+from grader.report.schema import Report
 from tests.conftest import copy_toy_exercise
 
 CASES = 20

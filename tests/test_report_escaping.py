@@ -12,11 +12,11 @@ import pytest
 from lxml import etree
 from markdown_it import MarkdownIt
 
-from grader.grading import sanitize
+from grader.pipeline.grading import sanitize
 from grader.render.batch import render_batch_summary
 from grader.render.github import render_annotations, render_summary
 from grader.render.junit import render_junit, render_junit_batch
-from grader.schema import (
+from grader.report.schema import (
     BatchEntry,
     BatchReport,
     CapturedOutput,

@@ -115,7 +115,7 @@ def _grader_commands(workflow: dict) -> list[list[str]]:
 def test_the_workflow_grades_once_and_uploads_what_it_wrote() -> None:
     import typer.main
 
-    from grader.cli import app
+    from grader.cli.app import app
 
     workflow = yaml.safe_load(WORKFLOW.read_text())
     (words,) = _grader_commands(workflow)

@@ -352,7 +352,7 @@ def test_form_feed_does_not_shift_line_numbers(grade_toy, tmp_path: Path) -> Non
 @pytest.fixture
 def grade_with_hidden_third(tmp_path: Path, cache_dir: Path):
     """Grades source text on a copy of the toy exercise whose case "third" is hidden."""
-    from grader.grading import GradeOptions, grade_file
+    from grader.pipeline.grading import GradeOptions, grade_file
     from tests.conftest import copy_toy_exercise
 
     spec = copy_toy_exercise(tmp_path / "fixtures") / "exercise.toml"

@@ -70,7 +70,7 @@ ENGINE_CODES = {
 
 
 def test_every_code_has_two_scenarios() -> None:
-    from grader.exercise import load_exercise
+    from grader.exercise.spec import load_exercise
 
     catalog = {m.code for m in load_exercise(ROOT / "exercises" / "train-eval-dropout").catalog.mistake}
     seen: dict[str, int] = {}
@@ -87,7 +87,7 @@ def test_correct_scenarios_come_in_several_styles() -> None:
 
 
 def test_every_code_is_documented_in_the_readme() -> None:
-    from grader.exercise import load_exercise
+    from grader.exercise.spec import load_exercise
 
     readme = (ROOT / "README.md").read_text()
     catalog = {m.code for m in load_exercise(ROOT / "exercises" / "train-eval-dropout").catalog.mistake}

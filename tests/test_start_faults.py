@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from grader.errors import SandboxError
-from grader.grading import GradeOptions, grade_file
+from grader.pipeline.grading import GradeOptions, grade_file
 from grader.sandbox.isolation import choose_isolation
 from tests.conftest import HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES, cli_env
 

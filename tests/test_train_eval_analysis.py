@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from grader.evidence import Observation
+from grader.exercise.evidence import Observation
 from tests.conftest import ROOT
 
 RTOL, ATOL = 1e-5, 1e-6

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from grader import tree
-from grader.compare import compare_tree
 from grader.errors import ReferenceSolutionError
-from grader.grading import GradeOptions, grade_file
+from grader.pipeline import tree
+from grader.pipeline.compare import compare_tree
+from grader.pipeline.grading import GradeOptions, grade_file
 from grader.render.github import render_annotations
 from grader.render.gradescope import render_gradescope
 from grader.render.junit import render_junit
 from grader.render.terminal import make_console, render_report
+from grader.report.schema import Report
 from grader.sandbox.protocol import ProtocolError, parse_message
-from grader.schema import Report
 from tests.conftest import FIXTURES
 
 TREE_EXERCISES = FIXTURES / "tree-exercises"

@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 
 from grader.errors import GraderError
-from grader.exercise import Exercise, get_exercise, load_exercise
+from grader.exercise.spec import Exercise, get_exercise, load_exercise
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent.parent

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.evidence import Finding, Observation
+from grader.exercise.evidence import Finding, Observation
 
 MODE = "train"  # the expanded parameter, and its labels
 TRAIN, EVAL = "train", "eval"

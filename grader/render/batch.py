@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from grader.schema import BatchEntry, BatchReport
+from grader.report.schema import BatchEntry, BatchReport
 
 STYLES = {"passed": "green", "failed": "red", "error": "yellow", "skipped": "magenta", "fault": "bold magenta"}
 GRADEBOOK_COLUMNS = (

@@ -7,7 +7,7 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
-from grader.exercise import Exercise
+from grader.exercise.spec import Exercise
 
 
 def render_exercise(exercise: Exercise, console: Console) -> None:

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from grader.schema import Report
+from grader.report.schema import Report
 
 
 def _data(text: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from grader.schema import CaseResult, Diagnosis, Report, SourceLine
+from grader.report.schema import CaseResult, Diagnosis, Report, SourceLine
 
 
 def _case_output(case: CaseResult) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grader.schema import Report
+from grader.report.schema import Report
 
 
 def render_json(report: Report) -> str:

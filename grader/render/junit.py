@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from xml.etree import ElementTree as ET
 
-from grader.schema import BatchEntry, BatchReport, CaseResult, Comparison, Diagnosis, ErrorInfo, Number, Report
+from grader.report.schema import BatchEntry, BatchReport, CaseResult, Comparison, Diagnosis, ErrorInfo, Number, Report
 
 SHOWN_ELEMENTS = 3  # of a comparison's worst elements, in a failure's text
 

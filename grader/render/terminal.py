@@ -12,7 +12,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from grader.schema import CapturedOutput, CaseResult, Comparison, Diagnosis, ElementRow, Number, Report
+from grader.report.schema import CapturedOutput, CaseResult, Comparison, Diagnosis, ElementRow, Number, Report
 
 STATUS_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold magenta", "skipped": "dim"}
 STATUS_MARK = {"passed": "✓", "failed": "✗", "error": "!", "skipped": "-"}

@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 
-from grader import tree
+from grader.pipeline import tree
+from grader.pipeline.tree import Tree
+from grader.report.schema import Comparison, ElementRow, Number
 from grader.sandbox.protocol import ObjectValue, TooLargeValue
-from grader.schema import Comparison, ElementRow, Number
-from grader.tree import Tree
 
 WORST = 5
 SHOW_ALL_UP_TO = 16

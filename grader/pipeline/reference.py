@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from grader.cases import Case, cases_fingerprint
-from grader.environment import numeric_fingerprint
 from grader.errors import ReferenceSolutionError
-from grader.exercise import Exercise
+from grader.exercise.cases import Case, cases_fingerprint
+from grader.exercise.spec import Exercise
+from grader.pipeline.environment import numeric_fingerprint
+from grader.pipeline.tree import Opaque, Tree, decode, leaves, path_text
 from grader.sandbox.isolation import Isolation
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
 from grader.sandbox.protocol import ArrayValue, TreeValue, WireValue
-from grader.tree import Opaque, Tree, decode, leaves, path_text
 
 CACHE_FORMAT = 2  # 2: outputs as trees
 # The reference and its variants are the grader's own code: a plain process, free to write the caches.

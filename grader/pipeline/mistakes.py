@@ -23,16 +23,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from grader.cases import Case
-from grader.compare import close_enough
-from grader.diagnose import source_lines
 from grader.errors import ReferenceSolutionError, SandboxError, SpecError
-from grader.evidence import Finding, Observation
-from grader.exercise import Catalog, Exercise
-from grader.reference import Expected, TrustedProgram, TrustedRunner, run_trusted
-from grader.schema import CaseResult, Diagnosis
-from grader.source import Source, find_constructs
-from grader.tree import Tree, at, differences, leaves
+from grader.exercise.cases import Case
+from grader.exercise.catalog import Catalog
+from grader.exercise.evidence import Finding, Observation
+from grader.exercise.spec import Exercise
+from grader.pipeline.compare import close_enough
+from grader.pipeline.diagnose import source_lines
+from grader.pipeline.reference import Expected, TrustedProgram, TrustedRunner, run_trusted
+from grader.pipeline.source import Source, find_constructs
+from grader.pipeline.tree import Tree, at, differences, leaves
+from grader.report.schema import CaseResult, Diagnosis
 
 COMPARABLE = ("match", "values-mismatch", "dtype-mismatch")
 MIN_COMPARABLE = 2

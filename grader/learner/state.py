@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from grader.schema import Report
+from grader.report.schema import Report
 
 DATA_ENV = "GRADER_DATA_DIR"
 STATE_FILE = "state.json"

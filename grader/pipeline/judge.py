@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.cases import Case
-from grader.compare import compare_arrays, compare_tree, describe_wrong_type
+from grader.exercise.cases import Case
+from grader.pipeline.compare import compare_arrays, compare_tree, describe_wrong_type
+from grader.pipeline.tree import Opaque, Tree, decode
+from grader.report.schema import CapturedOutput, CapturedText, CaseResult, Comparison, ErrorInfo, Frame
 from grader.sandbox.process import ChildRun
 from grader.sandbox.protocol import ArrayValue, ObjectValue, Result, TreeValue, WireCapture, WireError
-from grader.schema import CapturedOutput, CapturedText, CaseResult, Comparison, ErrorInfo, Frame
-from grader.tree import Opaque, Tree, decode
 
 MAX_ELEMENTS = 10_000_000
 PLAIN_NUMBERS = ("bool", "int", "float", "complex")  # a bare Python number returned: a 0-d array on the wire

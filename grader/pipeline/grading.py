@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 import grader
-from grader.cases import Case, build_cases
-from grader.diagnose import (
+from grader.errors import GraderError, SandboxError, UsageError
+from grader.exercise.cases import Case, build_cases
+from grader.exercise.spec import Exercise, Returns, discover_exercises
+from grader.pipeline.diagnose import (
     case_diagnoses,
     ending_reason,
     fresh_diagnosis,
@@ -29,17 +31,23 @@ from grader.diagnose import (
     skip_reason,
     syntax_diagnosis,
 )
-from grader.environment import describe_environment
-from grader.errors import GraderError, SandboxError, UsageError
-from grader.exercise import Exercise, Returns, discover_exercises
-from grader.judge import captured, decoded_outputs, judge_run, skipped_case
-from grader.mistakes import explain, with_exception_hints
-from grader.reference import Expected, TrustedRunner, run_reference
+from grader.pipeline.environment import describe_environment
+from grader.pipeline.judge import captured, decoded_outputs, judge_run, skipped_case
+from grader.pipeline.mistakes import explain, with_exception_hints
+from grader.pipeline.reference import Expected, TrustedRunner, run_reference
+from grader.pipeline.source import Source, read_source
+from grader.report.schema import (
+    CapturedOutput,
+    CaseResult,
+    Diagnosis,
+    Environment,
+    ExerciseInfo,
+    Report,
+    SubmissionInfo,
+)
 from grader.sandbox.isolation import Isolation, choose_isolation
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, SpawnedChild, run_child, spawn_child
 from grader.sandbox.protocol import encode_arg
-from grader.schema import CapturedOutput, CaseResult, Diagnosis, Environment, ExerciseInfo, Report, SubmissionInfo
-from grader.source import Source, read_source
 
 CACHE_ENV = "GRADER_CACHE_DIR"
 TRUSTED_XLA = "xla-trusted"  # JAX's compilation cache as only trusted runs write it
@@ -167,7 +175,7 @@ def _hidden_paths(exercise: Exercise) -> list[str]:
 
     Every ``grader/_bundled`` on the import path is hidden, not only the imported package's: an editable
     install leaves a copy in site-packages beside the checkout it imports from."""
-    from grader.exercise import BUNDLED, bundled_folder
+    from grader.exercise.spec import BUNDLED, bundled_folder
 
     hidden = [
         str(exercise.folder.parent),

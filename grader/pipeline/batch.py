@@ -29,16 +29,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from grader.environment import grader_version
 from grader.errors import GraderError, OutputError, UsageError
-from grader.exercise import Exercise, discover_exercises
-from grader.grading import GradeOptions, grade_file, named_exercise, resolve_exercise, sanitize, spawn_for
+from grader.exercise.spec import Exercise, discover_exercises
 from grader.output import OutputFolder, reason, write_all
-from grader.reference import TrustedRunner
+from grader.pipeline.environment import grader_version
+from grader.pipeline.grading import GradeOptions, grade_file, named_exercise, resolve_exercise, sanitize, spawn_for
+from grader.pipeline.reference import TrustedRunner
+from grader.pipeline.source import Source, read_source
+from grader.report.schema import BatchEntry, BatchReport, Report
 from grader.sandbox.isolation import MAX_SLOTS, Isolation, choose_isolation, for_slot, remove_tree
 from grader.sandbox.process import SpawnedChild
-from grader.schema import BatchEntry, BatchReport, Report
-from grader.source import Source, read_source
 
 GLOB_CHARACTERS = frozenset("*?[")
 SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules"})
@@ -351,7 +351,7 @@ class _Batch:
     def max_score(self, exercise: Exercise | None = None) -> float:
         """What the exercise's cases are worth with this batch's seed (the one named by --exercise when
         ``exercise`` is not known); 0 when neither is known or the cases cannot be built."""
-        from grader.cases import build_cases
+        from grader.exercise.cases import build_cases
 
         if exercise is None and self.exercise_id is not None:
             exercise = self.exercises.get(self.exercise_id)

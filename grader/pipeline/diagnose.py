@@ -12,11 +12,11 @@ import re
 import signal
 from collections import defaultdict
 
-from grader.judge import error_info
+from grader.pipeline.judge import error_info
+from grader.pipeline.source import Source, closest_name
+from grader.report.schema import CaseResult, Diagnosis, SourceLine
 from grader.sandbox.process import ChildRun
 from grader.sandbox.protocol import WireError
-from grader.schema import CaseResult, Diagnosis, SourceLine
-from grader.source import Source, closest_name
 
 MAX_LISTED = 6
 _MEMORY_WORDS = re.compile(r"MemoryError|[Oo]ut of memory|RESOURCE_EXHAUSTED|bad_alloc|Cannot allocate memory")

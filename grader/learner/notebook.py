@@ -16,16 +16,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from grader.cases import build_cases
-from grader.environment import describe_environment
-from grader.exercise import discover_exercises, get_exercise
-from grader.grading import GradeOptions, build_report, judge_outputs, trusted_env, wire_cases
-from grader.reference import run_reference
+from grader.exercise.cases import build_cases
+from grader.exercise.spec import discover_exercises, get_exercise
+from grader.learner.state import record_result
+from grader.pipeline.environment import describe_environment
+from grader.pipeline.grading import GradeOptions, build_report, judge_outputs, trusted_env, wire_cases
+from grader.pipeline.reference import run_reference
+from grader.pipeline.source import Source, parse_source
 from grader.render.terminal import render_report
+from grader.report.schema import Report
 from grader.sandbox.inprocess import run_in_process
-from grader.schema import Report
-from grader.source import Source, parse_source
-from grader.state import record_result
 
 IN_PROCESS = "in-process (check() runs the function in the notebook's own process)"
 CAPTURE_BYTES = 8192

@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.text import Text
 
 from grader.errors import GraderError
-from grader.exercise import discover_exercises
-from grader.grading import GradeOptions, grade_file, resolve_exercise, spawn_for
+from grader.exercise.spec import discover_exercises
+from grader.pipeline.grading import GradeOptions, grade_file, resolve_exercise, spawn_for
+from grader.pipeline.source import read_source
 from grader.render.terminal import render_report
+from grader.report.schema import Report
 from grader.sandbox.process import SpawnedChild
-from grader.schema import Report
-from grader.source import read_source
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.errors import UsageError
-from grader.exercise import MAX_SEED, ArrayFill, CaseSpec, Exercise, ExerciseSpec, InputValue, Parameter
+from grader.exercise.spec import MAX_SEED, ArrayFill, CaseSpec, Exercise, ExerciseSpec, InputValue, Parameter
 
 
 @dataclass(frozen=True)

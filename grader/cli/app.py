@@ -31,11 +31,11 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from grader.batch import Earlier, Journal
     from grader.errors import OutputError
-    from grader.grading import GradeOptions
     from grader.output import OutputFolder
-    from grader.schema import BatchEntry, BatchReport, Report
+    from grader.pipeline.batch import Earlier, Journal
+    from grader.pipeline.grading import GradeOptions
+    from grader.report.schema import BatchEntry, BatchReport, Report
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_FAULT, EXIT_OUTPUT = 0, 1, 2, 3, 4
 
@@ -147,7 +147,7 @@ def version_line() -> str:
     """``grader 0.1.0 (jax 0.4.35, flax 0.10.2, Python 3.11.7)``: what a bug report needs, without importing jax."""
     import platform
 
-    from grader.environment import grader_version, package_version
+    from grader.pipeline.environment import grader_version, package_version
 
     found = ", ".join(f"{name} {package_version(name) or 'not installed'}" for name in ("jax", "flax"))
     return f"grader {grader_version()} ({found}, Python {platform.python_version()})"
@@ -237,8 +237,8 @@ def grade(
     ] = False,
 ) -> None:
     """Grade submission files and report the verdicts (exit 0 only when every one passed)."""
-    from grader.grading import GradeOptions, grade_file
     from grader.output import OutputFolder
+    from grader.pipeline.grading import GradeOptions, grade_file
 
     with _exit_codes():
         chosen = isolation.value if isolation else None
@@ -258,7 +258,7 @@ def grade(
                     for f, path in ([(fmt, output)] if output else []) + extra
                 ]
                 report = grade_file(Path(paths[0]), exercise_id=exercise, options=options)
-                from grader.state import record_result
+                from grader.learner.state import record_result
 
                 record_result(report)
                 unwritten = _write_reports(report, ([] if output else [(fmt, None, None)]) + writes, color)
@@ -303,7 +303,7 @@ def _write_reports(
 def _is_batch(paths: list[str], gradebook: Path | None, output_dir: Path | None) -> bool:
     if len(paths) != 1 or gradebook is not None or output_dir is not None:
         return True
-    from grader.batch import GLOB_CHARACTERS
+    from grader.pipeline.batch import GLOB_CHARACTERS
 
     path = Path(paths[0])
     return path.is_dir() or (not path.exists() and bool(GLOB_CHARACTERS & set(paths[0])))
@@ -336,8 +336,8 @@ class _BatchOutputs:
     gradebook updated as each submission finishes; and what could not be written, for the exit code."""
 
     def __init__(self, targets: _BatchTargets, files: list[Path], stack: contextlib.ExitStack) -> None:
-        from grader.batch import JOURNAL_SUFFIX, Journal, report_names, shown
         from grader.output import OutputFolder
+        from grader.pipeline.batch import JOURNAL_SUFFIX, Journal, report_names, shown
 
         self.targets = targets
         self.paths = [shown(str(path)) for path in files]  # as the entries name them: the gradebook's students
@@ -373,7 +373,7 @@ class _BatchOutputs:
         """The journal's lines: what --resume keeps. Without --resume they are kept in the journal all the
         same (each superseded as its submission is graded again), so that a run started without --resume by
         mistake, then stopped, loses nothing; a journal that could be forged is then left out, not refused."""
-        from grader.batch import Earlier
+        from grader.pipeline.batch import Earlier
 
         assert self.book is not None
         try:
@@ -454,7 +454,7 @@ def _grade_batch(
     jobs: int | None,
 ) -> int:
     """Grades a batch and writes what was asked; returns the exit code (130 when interrupted)."""
-    from grader.batch import BatchEvents, BatchInterrupted, collect_submissions, grade_batch
+    from grader.pipeline.batch import BatchEvents, BatchInterrupted, collect_submissions, grade_batch
     from grader.render.batch import BatchProgress
     from grader.render.terminal import make_console
 
@@ -617,7 +617,7 @@ def schema(
     ] = False,
 ) -> None:
     """Print the JSON Schema of the report that --format json writes."""
-    from grader.schema import batch_json_schema, report_json_schema
+    from grader.report.schema import batch_json_schema, report_json_schema
 
     typer.echo(json.dumps(batch_json_schema() if batch else report_json_schema(), indent=2))
 
@@ -627,12 +627,12 @@ def exercises(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="rich: a table; json: a list.")] = Format.rich,
 ) -> None:
     """List the exercises that can be graded."""
-    from grader.exercise import discover_exercises
+    from grader.exercise.spec import discover_exercises
 
     with _exit_codes():
         found = discover_exercises()
     if fmt is Format.json:
-        from grader.state import load_state
+        from grader.learner.state import load_state
 
         last = load_state().last_results
         rows = [
@@ -648,8 +648,8 @@ def exercises(
         return
     from rich.table import Table
 
+    from grader.learner.state import load_state
     from grader.render.terminal import make_console
-    from grader.state import load_state
 
     last = load_state().last_results
     table = Table("id", "title", "entry point", "your last result", title="Exercises")
@@ -665,7 +665,7 @@ def show(
     exercise_id: ExerciseId,
 ) -> None:
     """Show an exercise: the prompt, the function to write, and how it is graded."""
-    from grader.exercise import get_exercise
+    from grader.exercise.spec import get_exercise
     from grader.render.exercise import render_exercise
     from grader.render.terminal import make_console
 
@@ -680,10 +680,10 @@ def watch(
     seed: SeedOption = None,
 ) -> None:
     """Grade a file, then grade it again each time it is saved, showing what changed."""
-    from grader.grading import GradeOptions
+    from grader.learner.state import record_result
+    from grader.learner.watch import watch as watch_file
+    from grader.pipeline.grading import GradeOptions
     from grader.render.terminal import make_console
-    from grader.state import record_result
-    from grader.watch import watch as watch_file
 
     def _stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # a closed terminal or a kill ends the watch as Ctrl-C does: cleaned up
@@ -716,7 +716,7 @@ def start(
     force: Annotated[bool, typer.Option("--force", help="Overwrite the file if it exists.")] = False,
 ) -> None:
     """Write a starter file for an exercise: the signature to fill in, ready to grade."""
-    from grader.exercise import get_exercise
+    from grader.exercise.spec import get_exercise
 
     with _exit_codes():
         found = get_exercise(exercise_id)
@@ -736,8 +736,8 @@ def hint(
     reset: Annotated[bool, typer.Option("--reset", help="Start the hints again from the first.")] = False,
 ) -> None:
     """Show the next hint for an exercise, one at a time (the grader remembers how many you have seen)."""
-    from grader.exercise import get_exercise
-    from grader.state import next_hint, reset_hints
+    from grader.exercise.spec import get_exercise
+    from grader.learner.state import next_hint, reset_hints
 
     with _exit_codes():
         hints = get_exercise(exercise_id).spec.hints

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from grader.errors import SpecError, UsageError
+from grader.exercise.catalog import Catalog, SpecModel
 
 SPEC_FILE = "exercise.toml"
 EXERCISES_ENV = "GRADER_EXERCISES"
@@ -38,11 +39,7 @@ MAX_SEED = 2**63 - 1  # seeds of fresh cases (--seed N), and the array seeds dra
 CASE_ID = r"^[a-z0-9][a-z0-9._-]*$"
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Parameter(_Spec):
+class Parameter(SpecModel):
     name: str
     type: Literal["float", "int", "bool", "array"]
     dtype: str | None = Field(default=None, description="For arrays: the numpy dtype name.")
@@ -68,7 +65,7 @@ _SHAPE_RULE = re.compile(r"^\s*(as\s+(?P<as>[A-Za-z_]\w*)|\((?P<dims>[^()]*)\))\
 _DIM = re.compile(r"^\s*(?:(?P<int>\d+)|(?P<name>[A-Za-z_]\w*)\[(?P<axis>-?\d+)\])\s*$")
 
 
-class ReturnLeaf(_Spec):
+class ReturnLeaf(SpecModel):
     """One array of what the entry point returns: where it lies, its dtype, its shape, its own tolerance."""
 
     path: Annotated[str, Field(pattern=_LEAF_PATH)] = Field(
@@ -117,7 +114,7 @@ class ReturnLeaf(_Spec):
         return tuple(dims)
 
 
-class Returns(_Spec):
+class Returns(SpecModel):
     """What the entry point returns, as a structure: one array (a leaf at path ""), or a tree of them."""
 
     description: str = ""
@@ -148,7 +145,7 @@ def _report_path(path: str) -> str:
     return path or "output"
 
 
-class EntryPoint(_Spec):
+class EntryPoint(SpecModel):
     name: str
     parameters: list[Parameter]
     returns: str | Returns = Field(default="", description="In words, or as a structure of leaves.")
@@ -175,7 +172,7 @@ class EntryPoint(_Spec):
 FillName = Literal["ones", "zeros", "full", "arange", "normal", "uniform"]
 
 
-class ArrayFill(_Spec):
+class ArrayFill(SpecModel):
     """A generated array: a fill pattern, a shape, and for random fills a seed of its own."""
 
     fill: FillName
@@ -191,7 +188,7 @@ LiteralArray = list[float] | list[list[float]] | list[list[list[float]]]
 InputValue = float | int | bool | LiteralArray | ArrayFill
 
 
-class CaseSpec(_Spec):
+class CaseSpec(SpecModel):
     id: Annotated[str, Field(pattern=CASE_ID)]
     title: str
     inputs: dict[str, InputValue]
@@ -216,7 +213,7 @@ def _rectangular(value: list) -> bool:
     return True
 
 
-class Between(_Spec):
+class Between(SpecModel):
     """A number drawn for each fresh case from ``[lo, hi]``: a whole number (both bounds included) when
     both bounds are integers, else a uniform float."""
 
@@ -243,7 +240,7 @@ class Between(_Spec):
         return float(rng.uniform(lo, hi))
 
 
-class OneOf(_Spec):
+class OneOf(SpecModel):
     """A value chosen for each fresh case from a list."""
 
     FORM: ClassVar[str] = "one_of"
@@ -273,7 +270,7 @@ def _drawn(value: float | Between | OneOf, rng: np.random.Generator) -> float:
     return float(value.draw(rng) if isinstance(value, (Between, OneOf)) else value)
 
 
-class ArrayGenerator(_Spec):
+class ArrayGenerator(SpecModel):
     """In a generator: an array recipe like ``ArrayFill``, any part of which may be drawn for each case."""
 
     FORM: ClassVar[str] = "array"
@@ -323,7 +320,7 @@ Recipe = Annotated[
 ]
 
 
-class Generator(_Spec):
+class Generator(SpecModel):
     """Fresh cases for a seed (``grader grade --seed N``): ``count`` cases, each input drawn from its recipe.
 
     A case's inputs depend only on the seed, the generator's position in the spec, the case's index and the
@@ -401,7 +398,7 @@ def _one_line(error: ValueError | ArithmeticError) -> str:
     return str(error)
 
 
-class Expansion(_Spec):
+class Expansion(SpecModel):
     """Runs every case once per value of one parameter (for example in train and in eval mode)."""
 
     values: list[float | int | bool]
@@ -414,66 +411,12 @@ class Expansion(_Spec):
         return self
 
 
-class Mistake(_Spec):
-    """A known mistake: how the grader recognises it, and what it tells the learner."""
-
-    code: Annotated[str, Field(pattern=r"^[a-z][a-z-]*$")]
-    title: str
-    explanation: str = Field(description="The diagnosis message; {placeholders} come from the evidence.")
-    hint: str
-    points_at: list[Annotated[str, Field(pattern=r"^(call|keyword|def):[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
-        default_factory=list, description="Constructs to show from the submission: call:NAME, keyword:NAME, def:NAME."
-    )
-    variants: list[str] = Field(
-        default_factory=list, description="Functions in the variants file that make this mistake."
-    )
-
-
-class ExceptionHint(_Spec):
-    """A known cause of an exception: when its pattern matches, the diagnosis says the fix."""
-
-    match: str = Field(description="A regular expression searched in 'Type: message'.")
-    hint: str
-    points_at: list[Annotated[str, Field(pattern=r"^(call|keyword|def):[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
-        default_factory=list
-    )
-
-    @model_validator(mode="after")
-    def _compiles(self) -> ExceptionHint:
-        try:
-            re.compile(self.match)
-        except re.error as exc:
-            raise ValueError(f"match {self.match!r} is not a regular expression: {exc}") from None
-        return self
-
-
-class Catalog(_Spec):
-    """An exercise's catalog of known mistakes (``mistakes.toml``)."""
-
-    analysis: str | None = Field(default=None, description="Python file with analyze(), relative to the catalog.")
-    variants: str | None = Field(default=None, description="Python file with the variant functions.")
-    mistake: list[Mistake] = Field(default_factory=list)
-    exception: list[ExceptionHint] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _codes_unique(self) -> Catalog:
-        codes = [m.code for m in self.mistake]
-        if len(codes) != len(set(codes)):
-            raise ValueError(f"mistake codes are used twice: {sorted({c for c in codes if codes.count(c) > 1})}")
-        if any(m.variants for m in self.mistake) and not self.variants:
-            raise ValueError("mistakes name variants but no variants file is given")
-        return self
-
-    def by_code(self) -> dict[str, Mistake]:
-        return {m.code: m for m in self.mistake}
-
-
-class Tolerance(_Spec):
+class Tolerance(SpecModel):
     rtol: Annotated[float, Field(ge=0)] = 1e-5
     atol: Annotated[float, Field(ge=0)] = 1e-6
 
 
-class Limits(_Spec):
+class Limits(SpecModel):
     import_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     case_timeout_s: Annotated[float, Field(gt=0)] = 20.0
     memory_mb: Annotated[int, Field(ge=256)] = 4096
@@ -481,7 +424,7 @@ class Limits(_Spec):
     max_output_elements: Annotated[int, Field(ge=1, le=2_000_000)] = 1_000_000
 
 
-class ExerciseSpec(_Spec):
+class ExerciseSpec(SpecModel):
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
     title: str
     summary: str = ""
@@ -684,7 +627,7 @@ def exercise_roots() -> list[Path]:
     configured = os.environ.get(EXERCISES_ENV)
     if configured:
         return [Path(p) for p in configured.split(os.pathsep) if p]
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     checkout = root / "exercises" if (root / "pyproject.toml").is_file() else None
     for candidate in (checkout, bundled_folder() / "exercises"):
         if candidate is not None and candidate.is_dir():

@@ -7,8 +7,8 @@ import platform
 import sys
 from importlib import metadata
 
+from grader.report.schema import Environment
 from grader.sandbox.isolation import Isolation
-from grader.schema import Environment
 
 PACKAGES = ("jax", "jaxlib", "flax", "numpy")
 # Distributions that add or change JAX backends; their presence changes where and how outputs are computed.
