@@ -16,6 +16,9 @@ PACKAGE = ROOT / "grader"
 LAYERS = (("errors",), ("report", "exercise", "sandbox", "output"), ("pipeline", "render"), ("learner",), ("cli",))
 RANK = {package: rank for rank, names in enumerate(LAYERS) for package in names}
 ORCHESTRATION = ("grader.pipeline.grading", "grader.pipeline.batch")
+# Judging and diagnosing are pure functions of run outcomes, expected values and the spec: they start nothing.
+PURE_STAGES = ("judge", "compare", "tree", "diagnose", "mistakes")
+STARTS_PROCESSES = ("grader.sandbox.process", "grader.sandbox.isolation", "grader.sandbox.inprocess", "subprocess")
 
 
 def _modules() -> dict[str, Path]:
@@ -28,7 +31,7 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, *, prefix: tuple[str, ...] = ("grader.",)) -> set[str]:
     """Every module a file imports, at the top or inside functions (``from grader.pipeline import tree`` counts
     as ``grader.pipeline.tree``)."""
     names = set()
@@ -38,7 +41,7 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in names if name.startswith("grader.")}
+    return {name for name in names if name.startswith(prefix)}
 
 
 def _package(module: str) -> str:
@@ -100,6 +103,14 @@ def test_stages_never_import_what_orchestrates_them() -> None:
         if name.startswith("grader.pipeline.") and name not in ORCHESTRATION:
             upward = {m for m in _imports(path) if m.startswith(ORCHESTRATION)}
             assert upward == set(), (name, upward)
+
+
+@pytest.mark.parametrize("stage", PURE_STAGES)
+def test_judging_and_diagnosis_start_no_process(stage: str) -> None:
+    path = PACKAGE / "pipeline" / f"{stage}.py"
+    imported = _imports(path, prefix=("grader.", "subprocess"))
+    starters = {m for m in imported if m.startswith(STARTS_PROCESSES) or m.split(".")[-1].startswith("run_")}
+    assert starters == set(), f"{stage} can start a process: {starters}"
 
 
 def test_nothing_imports_the_cli_and_no_one_reaches_into_sandbox_internals() -> None:

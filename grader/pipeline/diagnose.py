@@ -1,9 +1,8 @@
 """Findings about a submission as a whole, each with a stable code, drawn from its case results and run.
 
-Codes (documented in the README): syntax-error, import-error, missing-entry-point, exception, exited,
-timeout, crashed, memory-limit, output-limit, protocol-error, wrong-type, structure-mismatch, shape-mismatch,
-dtype-mismatch, non-finite, values-mismatch. A finding is made only from evidence: the outputs, the way
-the child ended, or the parse of the source.
+The codes, their titles and default hints are the table in ``grader/report/codes.py`` (documented in the
+README). A finding is made only from evidence: the outputs, the way the child ended, or the parse of the
+source.
 """
 
 from __future__ import annotations
@@ -11,15 +10,45 @@ from __future__ import annotations
 import re
 import signal
 from collections import defaultdict
+from collections.abc import Mapping
 
 from grader.pipeline.judge import error_info
 from grader.pipeline.source import Source, closest_name
-from grader.report.schema import CaseResult, Diagnosis, SourceLine
-from grader.sandbox.process import ChildRun
+from grader.report.codes import TABLE, Code, default_hint, info
+from grader.report.schema import CaseResult, ComparisonKind, Diagnosis, SourceLine
+from grader.sandbox.outcome import ChildRun, Ending
 from grader.sandbox.protocol import WireError
 
 MAX_LISTED = 6
 _MEMORY_WORDS = re.compile(r"MemoryError|[Oo]ut of memory|RESOURCE_EXHAUSTED|bad_alloc|Cannot allocate memory")
+# How a run ended -> the code of the finding it gives (``completed`` gives none; a ``memory-limit`` ending is
+# reported through the case whose MemoryError stopped the run; a crash whose last words say memory ran out
+# becomes ``memory-limit``).
+CODE_OF_ENDING: Mapping[Ending, Code] = {
+    "timeout": Code.TIMEOUT,
+    "crashed": Code.CRASHED,
+    "exited": Code.EXITED,
+    "protocol-error": Code.PROTOCOL_ERROR,
+    "output-limit": Code.OUTPUT_LIMIT,
+    "memory-limit": Code.MEMORY_LIMIT,
+    "harness-error": Code.CRASHED,  # the submission broke the harness it runs in
+    "cancelled": Code.CANCELLED,
+}
+# What a comparison found -> the code its cases are grouped under (``match`` gives none), in the order the
+# findings are listed.
+CODE_OF_KIND: Mapping[ComparisonKind, Code] = {
+    "wrong-type": Code.WRONG_TYPE,
+    "structure-mismatch": Code.STRUCTURE_MISMATCH,
+    "shape-mismatch": Code.SHAPE_MISMATCH,
+    "too-large": Code.SHAPE_MISMATCH,  # far too large to compare: its shape is what is wrong
+    "dtype-mismatch": Code.DTYPE_MISMATCH,
+    "values-mismatch": Code.VALUES_MISMATCH,
+}
+HARNESS_HINT = "Leave the process's file descriptors and standard streams alone."
+
+
+def _sentence(clause: str) -> str:
+    return clause[:1].upper() + clause[1:]
 
 
 def _plural(n: int, word: str) -> str:
@@ -47,9 +76,9 @@ def syntax_diagnosis(source: Source) -> Diagnosis:
     if lines and problem.offset:
         lines = [lines[0].model_copy(update={"column": problem.offset})]
     return Diagnosis(
-        code="syntax-error",
+        code=Code.SYNTAX_ERROR,
         message=f"Python cannot read {where}: {problem.message}.",
-        hint="Fix the syntax at the line shown; the caret marks where Python gave up.",
+        hint=default_hint(Code.SYNTAX_ERROR),
         evidence="the file does not parse",
         lines=lines,
     )
@@ -68,13 +97,12 @@ def _signal_story(number: int | None) -> str:
 
 
 def skip_reason(problem: Diagnosis) -> str:
-    """Why the cases did not run, in a few words, after the diagnosis that says it in full."""
-    return {
-        "import-error": "the file could not be imported",
-        "missing-entry-point": "the entry point is missing",
-        "exited": "the submission ended the process",
-        "syntax-error": "the file does not parse",
-    }.get(problem.code, problem.message[0].lower() + problem.message[1:].rstrip("."))
+    """Why the cases did not run, in a few words, after the diagnosis that says it in full: the code's title
+    where the submission as a whole could not be graded, else where and why the run stopped."""
+    entry = info(problem.code)
+    if entry is not None and entry.family == "submission":
+        return entry.title
+    return problem.message[0].lower() + problem.message[1:].rstrip(".")
 
 
 def ending_reason(run: ChildRun) -> str:
@@ -115,17 +143,12 @@ def run_diagnosis(run: ChildRun, source: Source, entry_point: str) -> Diagnosis 
         return _missing_entry_point(entry_point, imported.names, source)
     if run.ending in ("completed", "memory-limit"):
         return None  # memory-limit: the case's MemoryError is the finding (case_diagnoses), with its lines
-    code = {"harness-error": "crashed"}.get(run.ending, run.ending)
-    if code == "crashed" and _MEMORY_WORDS.search(run.stray_stderr.decode("utf-8", "replace")):
-        code = "memory-limit"
-    hints = {
-        "timeout": "Look for an endless loop or a very slow computation; each case has a time limit.",
-        "crashed": "Look for unbounded memory use or deep recursion.",
-        "memory-limit": "Look for a structure that grows without bound, or arrays far larger than the input.",
-        "exited": "Do not call sys.exit(), exit() or os._exit() in the submission: return the result instead.",
-        "output-limit": "Return only the array the exercise asks for.",
-    }
-    hints["harness-error"] = "Leave the process's file descriptors and standard streams alone."
+    ended = CODE_OF_ENDING[run.ending]
+    code = ended
+    if ended is Code.CRASHED and _MEMORY_WORDS.search(run.stray_stderr.decode("utf-8", "replace")):
+        code = Code.MEMORY_LIMIT
+    # The hint follows how the run ended: a crash that ran out of memory keeps the crash's advice.
+    hint = HARNESS_HINT if run.ending == "harness-error" else default_hint(ended)
     cases = [run.current_case] if run.current_case else []
     reason = ending_reason(run)
     lines = source_lines(source, _stuck_lines(run, str(source.path))) if run.ending == "timeout" else []
@@ -133,8 +156,8 @@ def run_diagnosis(run: ChildRun, source: Source, entry_point: str) -> Diagnosis 
         reason += f", at line {lines[0].line}"
     return Diagnosis(
         code=code,
-        message=reason[0].upper() + reason[1:] + ".",
-        hint=hints.get(run.ending, hints.get(code)),
+        message=_sentence(reason) + ".",
+        hint=hint,
         evidence=_stray_evidence(run),
         cases=cases,
         lines=lines,
@@ -158,7 +181,7 @@ def _import_diagnosis(error: WireError, source: Source) -> Diagnosis:
     lines = source_lines(source, [f.line for f in info.frames if f.line])
     if error.exit_code is not None:
         return Diagnosis(
-            code="exited",
+            code=Code.EXITED,
             message=f"The submission called sys.exit({error.exit_code}) while it was being imported.",
             hint="Remove the exit call: the grader imports the file and calls the function itself.",
             evidence="SystemExit raised at import",
@@ -166,7 +189,7 @@ def _import_diagnosis(error: WireError, source: Source) -> Diagnosis:
         )
     at = f" (line {info.frames[-1].line})" if info.frames else ""
     return Diagnosis(
-        code="import-error",
+        code=Code.IMPORT_ERROR,
         message=f"Importing the submission raised {info.type}{at}: {info.message}",
         hint=_import_hint(info.type),
         evidence="the exception was raised while the module body ran",
@@ -174,10 +197,10 @@ def _import_diagnosis(error: WireError, source: Source) -> Diagnosis:
     )
 
 
-def _import_hint(type_name: str) -> str:
+def _import_hint(type_name: str) -> str | None:
     if type_name in ("ModuleNotFoundError", "ImportError"):
         return "Import only the standard library and the packages the exercise names; nothing else is installed."
-    return "Code at the top level runs when the file is imported: keep it to imports and definitions."
+    return default_hint(Code.IMPORT_ERROR)
 
 
 def _missing_entry_point(entry_point: str, names: list[str], source: Source) -> Diagnosis:
@@ -188,10 +211,13 @@ def _missing_entry_point(entry_point: str, names: list[str], source: Source) -> 
     hint = (
         f"Did you mean {near!r}? Rename it to {entry_point!r}."
         if near
-        else f"Define a function named {entry_point!r} at the top level of the file."
+        else default_hint(Code.MISSING_ENTRY_POINT, entry_point=entry_point)
     )
     return Diagnosis(
-        code="missing-entry-point", message=message, hint=hint, evidence="the name is absent from the imported module"
+        code=Code.MISSING_ENTRY_POINT,
+        message=message,
+        hint=hint,
+        evidence="the name is absent from the imported module",
     )
 
 
@@ -205,11 +231,10 @@ def fresh_diagnosis(results: list[CaseResult]) -> Diagnosis | None:
     fresh = sum(r.fresh for r in results)
     ids = [r.id for r in failing]
     return Diagnosis(
-        code="fails-fresh-cases",
+        code=Code.FAILS_FRESH_CASES,
         message=f"Every fixed case passes, but {len(ids)} of {fresh} fresh cases do not: the function works "
         "for the inputs it has seen, not in general.",
-        hint="Compute the output from the arguments alone: no outputs written into the file, no special "
-        "cases for known inputs, no sizes or seeds fixed to the ones in the examples.",
+        hint=default_hint(Code.FAILS_FRESH_CASES),
         evidence=f"fixed cases all passed; fresh cases that did not: {_case_list(ids)}",
         cases=ids,
     )
@@ -236,7 +261,7 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
         size = max(max(r.output.stdout.size, r.output.stderr.size) for r in flooded)
         found.append(
             Diagnosis(
-                code="output-limit",
+                code=Code.OUTPUT_LIMIT,
                 message=f"The function printed more than the output limit allows ({size / 2**20:.0f} MiB) "
                 f"in {_plural(len(ids), 'case')}, and writing failed.",
                 hint="Print less: a line or two per call is plenty while debugging, and nothing once it works.",
@@ -258,9 +283,9 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
         if type_name == "NotImplementedError" and len(members) == len(results):
             found.append(
                 Diagnosis(
-                    code="not-attempted",
+                    code=Code.NOT_ATTEMPTED,
                     message="Not attempted yet: the function still raises NotImplementedError.",
-                    hint="Replace the `raise NotImplementedError` lines with your solution, then grade again.",
+                    hint=default_hint(Code.NOT_ATTEMPTED),
                     cases=ids,
                     lines=lines,
                     evidence=f"NotImplementedError in {_plural(len(ids), 'case')}",
@@ -270,10 +295,10 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
         if type_name == "MemoryError":
             found.append(
                 Diagnosis(
-                    code="memory-limit",
+                    code=Code.MEMORY_LIMIT,
                     message=f"The function ran out of memory in {_plural(len(ids), 'case')}: it asked for more than "
                     "the memory limit allows.",
-                    hint="Look for a structure that grows without bound, or arrays far larger than the input.",
+                    hint=default_hint(Code.MEMORY_LIMIT),
                     cases=ids,
                     lines=lines,
                     evidence="MemoryError raised under the child's memory limit",
@@ -283,7 +308,7 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
         if type_name == "SystemExit":
             found.append(
                 Diagnosis(
-                    code="exited",
+                    code=Code.EXITED,
                     message=f"{members[0].message} in {_plural(len(ids), 'case')}.",
                     hint="Return the result instead of exiting.",
                     cases=ids,
@@ -296,9 +321,9 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
         origin = f" (from {raised_in})" if raised_in else ""
         found.append(
             Diagnosis(
-                code="exception",
+                code=Code.EXCEPTION,
                 message=f"The function raised {type_name}{origin} in {_plural(len(ids), 'case')}: {first}",
-                hint="Read the traceback of the first failing case below; the lines shown are yours.",
+                hint=default_hint(Code.EXCEPTION),
                 evidence=f"raised in {_plural(len(ids), 'case')}: {_case_list(ids)}",
                 cases=ids,
                 lines=lines,
@@ -308,57 +333,21 @@ def _exception_diagnoses(results: list[CaseResult], source: Source) -> list[Diag
 
 
 def _comparison_diagnoses(results: list[CaseResult], explained: set[str]) -> list[Diagnosis]:
-    by_kind: dict[str, list[CaseResult]] = defaultdict(list)
+    by_kind: dict[ComparisonKind, list[CaseResult]] = defaultdict(list)
     for result in results:
         if result.comparison is not None and not result.comparison.ok:
             by_kind[result.comparison.kind].append(result)
+    by_code: dict[Code, list[CaseResult]] = defaultdict(list)
+    for kind, code in CODE_OF_KIND.items():  # a code's cases kind by kind: shape-mismatch before too-large
+        by_code[code] += by_kind[kind]
     found = []
-    if by_kind["wrong-type"]:
-        found.append(
-            _grouped(
-                "wrong-type",
-                by_kind["wrong-type"],
-                "returned something other than an array",
-                "Return the array itself: not a tuple, a dict of parameters, a list or None.",
-            )
-        )
-    if by_kind["structure-mismatch"]:
-        found.append(
-            _grouped(
-                "structure-mismatch",
-                by_kind["structure-mismatch"],
-                "returned another structure than expected",
-                "Return the structure the exercise asks for: the same tuple, list or dict, with the same keys, "
-                "and an array at every leaf.",
-            )
-        )
-    shape_like = by_kind["shape-mismatch"] + by_kind["too-large"]
-    if shape_like:
-        shape = _grouped(
-            "shape-mismatch",
-            shape_like,
-            "returned an array of the wrong shape",
-            "Return an array of the shape the exercise asks for: check layer sizes and any reshaping.",
-        )
-        story = _shape_story(shape_like)
-        found.append(shape.model_copy(update={"message": f"{shape.message} {story}".strip()}))
-    if by_kind["dtype-mismatch"]:
-        found.append(
-            _grouped(
-                "dtype-mismatch",
-                by_kind["dtype-mismatch"],
-                "returned the right values in another dtype",
-                "Return the model's output as it is, without casting it.",
-            )
-        )
+    for code in (Code.WRONG_TYPE, Code.STRUCTURE_MISMATCH, Code.SHAPE_MISMATCH, Code.DTYPE_MISMATCH):
+        if by_code[code]:
+            found.append(_grouped(code, by_code[code]))
     non_finite = [r for r in results if r.comparison and (r.comparison.nan_count or r.comparison.inf_count)]
     if non_finite:
-        found.append(
-            _grouped(
-                "non-finite", non_finite, "returned NaN or Inf values", "Look for a division by zero or an overflow."
-            )
-        )
-    unexplained = [r for r in by_kind["values-mismatch"] if r.id not in explained]
+        found.append(_grouped(Code.NON_FINITE, non_finite))
+    unexplained = [r for r in by_code[Code.VALUES_MISMATCH] if r.id not in explained]
     if unexplained:
         found.append(_values_diagnosis(unexplained))
     return found
@@ -385,14 +374,19 @@ def _shape_story(members: list[CaseResult]) -> str:
     return ""
 
 
-def _grouped(code: str, members: list[CaseResult], what: str, hint: str) -> Diagnosis:
+def _grouped(code: Code, members: list[CaseResult]) -> Diagnosis:
+    """One finding for the cases that failed the same way: the code's title, the first case's numbers; a
+    shape mismatch adds what its wrong shapes have in common."""
     ids = [m.id for m in members]
     first = members[0]
     detail = first.comparison.message if first.comparison else first.message
+    message = f"{_sentence(TABLE[code].title)} in {_plural(len(ids), 'case')}: {detail.rstrip('.…')}."
+    if code is Code.SHAPE_MISMATCH:
+        message = f"{message} {_shape_story(members)}".strip()
     return Diagnosis(
         code=code,
-        message=f"The function {what} in {_plural(len(ids), 'case')}: {detail.rstrip('.…')}.",
-        hint=hint,
+        message=message,
+        hint=default_hint(code),
         evidence=f"first seen in case {first.id}",
         cases=ids,
     )
@@ -402,10 +396,11 @@ def _values_diagnosis(members: list[CaseResult]) -> Diagnosis:
     ids = [m.id for m in members]
     first = members[0]
     detail = first.comparison.message if first.comparison else first.message
+    title = _sentence(TABLE[Code.VALUES_MISMATCH].title)
     return Diagnosis(
-        code="values-mismatch",
-        message=f"Values differ from the reference in {_plural(len(ids), 'case')}; first in {first.id}: {detail}.",
-        hint="Compare each step with the exercise text; `grader show` prints it again.",
+        code=Code.VALUES_MISMATCH,
+        message=f"{title} in {_plural(len(ids), 'case')}; first in {first.id}: {detail}.",
+        hint=default_hint(Code.VALUES_MISMATCH),
         evidence=f"outputs compared element by element in {_plural(len(ids), 'case')}: {_case_list(ids)}",
         cases=ids,
     )

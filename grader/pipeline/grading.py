@@ -33,9 +33,10 @@ from grader.pipeline.diagnose import (
 )
 from grader.pipeline.environment import describe_environment
 from grader.pipeline.judge import captured, decoded_outputs, judge_run, skipped_case
-from grader.pipeline.mistakes import explain, with_exception_hints
-from grader.pipeline.reference import Expected, TrustedRunner, run_reference
+from grader.pipeline.mistakes import explain, needs_explaining, with_exception_hints
+from grader.pipeline.reference import Expected, TrustedRunner, VariantOutputs, run_reference, run_variants
 from grader.pipeline.source import Source, read_source
+from grader.report.codes import Code
 from grader.report.schema import (
     CapturedOutput,
     CaseResult,
@@ -415,19 +416,21 @@ def judge_outputs(
         reason=reason,
         tolerances=returns.tolerances(tol) if isinstance(returns, Returns) else None,
     )
-    specific, notes = explain(
-        exercise,
-        source,
-        cases,
-        results,
-        decoded_outputs(run),
-        expected,
-        wire,
-        env=trusted_env(options),
-        cache_dir=options.cache_dir,
-        cancel=cancel,
-        runner=options.trusted,
-    )
+    actual = decoded_outputs(run)
+    variants = VariantOutputs({})
+    if exercise.catalog.mistake and needs_explaining(results):
+        # Only a grading whose values are wrong needs the variants: they run here, and their outputs are
+        # handed to the catalog's matching, a pure function.
+        variants = run_variants(
+            exercise,
+            cases,
+            wire,
+            env=trusted_env(options),
+            cache_dir=options.cache_dir,
+            cancel=cancel,
+            runner=options.trusted,
+        )
+    specific, notes = explain(exercise, source, cases, results, actual, expected, variants)
     explained = {case for d in specific for case in d.cases}
     generic = case_diagnoses(results, source, explained=explained)
     fresh = fresh_diagnosis(results) if problem is None else None
@@ -454,7 +457,7 @@ def _summary(results: list[CaseResult], diagnoses: list[Diagnosis], score: float
     if not graded:
         first = diagnoses[0].message.splitlines()[0] if diagnoses else "nothing could be graded"
         return "error", f"Could not grade the submission: {first}"
-    if diagnoses and diagnoses[0].code == "not-attempted":
+    if diagnoses and diagnoses[0].code == Code.NOT_ATTEMPTED:
         return "failed", diagnoses[0].message
     if passed == len(results):
         return "passed", f"All {len(results)} cases passed."

@@ -7,8 +7,16 @@ import numpy as np
 from grader.exercise.cases import Case
 from grader.pipeline.compare import compare_arrays, compare_tree, describe_wrong_type
 from grader.pipeline.tree import Opaque, Tree, decode
-from grader.report.schema import CapturedOutput, CapturedText, CaseResult, Comparison, ErrorInfo, Frame
-from grader.sandbox.process import ChildRun
+from grader.report.schema import (
+    CapturedOutput,
+    CapturedText,
+    CaseResult,
+    Comparison,
+    ComparisonKind,
+    ErrorInfo,
+    Frame,
+)
+from grader.sandbox.outcome import ChildRun
 from grader.sandbox.protocol import ArrayValue, ObjectValue, Result, TreeValue, WireCapture, WireError
 
 MAX_ELEMENTS = 10_000_000
@@ -72,8 +80,9 @@ def _hide(case: Case, comparison: Comparison) -> Comparison:
         update["message"] = "the returned structure differs from the expected one (hidden case)"
         update["actual_type"] = None
     if comparison.leaves:
-        update["leaves"] = [_hide(case, leaf) for leaf in comparison.leaves]
-        failing = [leaf for leaf in update["leaves"] if not leaf.ok]  # type: ignore[union-attr]
+        hidden_leaves = [_hide(case, leaf) for leaf in comparison.leaves]
+        update["leaves"] = hidden_leaves
+        failing = [leaf for leaf in hidden_leaves if not leaf.ok]
         if failing:
             update["message"] = "; ".join(f"{leaf.path}: {leaf.message}" for leaf in failing[:3])
     return comparison.model_copy(update=update)
@@ -158,7 +167,12 @@ def _compare_one(case: Case, result: Result, expected: np.ndarray, *, rtol: floa
 
 
 def _unusable(
-    expected: np.ndarray, rtol: float, atol: float, type_name: str, message: str, kind: str = "wrong-type"
+    expected: np.ndarray,
+    rtol: float,
+    atol: float,
+    type_name: str,
+    message: str,
+    kind: ComparisonKind = "wrong-type",
 ) -> Comparison:
     return Comparison(
         ok=False,

@@ -2,9 +2,10 @@
 
 Two kinds of evidence, both from outputs (the source is read only to point at lines):
 
-1. Counterfactual references. The catalog's variants (the reference with one mistake made) run in a
-   trusted child on the same cases, cached like the reference. A submission whose outputs equal a
-   variant's in every case it returned an array for makes that variant's mistake.
+1. Counterfactual references. The catalog's variants (the reference with one mistake made), run by the
+   orchestration in a trusted child on the same cases and cached like the reference, are handed in. A
+   submission whose outputs equal a variant's in every case it returned an array for makes that variant's
+   mistake.
 2. Properties. The exercise's ``analyze()`` looks at the outputs for patterns that need no exact RNG.
 
 A finding is turned into a diagnosis with the catalog's words and the lines of the constructs it names.
@@ -18,21 +19,21 @@ import re
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from grader.errors import ReferenceSolutionError, SandboxError, SpecError
+from grader.errors import SpecError
 from grader.exercise.cases import Case
 from grader.exercise.catalog import Catalog
 from grader.exercise.evidence import Finding, Observation
 from grader.exercise.spec import Exercise
 from grader.pipeline.compare import close_enough
 from grader.pipeline.diagnose import source_lines
-from grader.pipeline.reference import Expected, TrustedProgram, TrustedRunner, run_trusted
+from grader.pipeline.reference import Expected, VariantOutputs
 from grader.pipeline.source import Source, find_constructs
 from grader.pipeline.tree import Tree, at, differences, leaves
+from grader.report.codes import Code
 from grader.report.schema import CaseResult, Diagnosis
 
 COMPARABLE = ("match", "values-mismatch", "dtype-mismatch")
@@ -107,31 +108,6 @@ def _close(actual: Tree | None, expected: Tree, rtol: float, atol: float) -> boo
         if not close_enough(got, leaf, rtol=rtol, atol=atol).all():
             return False
     return True
-
-
-def variant_calls(catalog: Catalog, wire_cases: list[dict]) -> list[dict]:
-    names = list(dict.fromkeys(name for m in catalog.mistake for name in m.variants))
-    return [{**case, "id": f"{name}::{case['id']}", "entry": name} for name in names for case in wire_cases]
-
-
-def run_variants(
-    exercise: Exercise,
-    cases: list[Case],
-    wire_cases: list[dict],
-    *,
-    env: dict[str, str],
-    cache_dir: Path | None,
-    cancel: threading.Event | None = None,
-    runner: TrustedRunner | None = None,
-) -> dict[str, Tree]:
-    path = exercise.catalog_file(exercise.catalog.variants)
-    calls = variant_calls(exercise.catalog, wire_cases)
-    if path is None or not calls:
-        return {}
-    program = TrustedProgram("variants", path, calls[0]["entry"])
-    return run_trusted(
-        exercise, program, cases, calls, env=env, cache_dir=cache_dir, cancel=cancel, runner=runner
-    ).outputs
 
 
 _loading = threading.Lock()  # a batch's workers load the same analysis module
@@ -214,7 +190,11 @@ def with_exception_hints(diagnoses: list[Diagnosis], catalog: Catalog, source: S
     updated = []
     for diagnosis in diagnoses:
         known = next(
-            (e for e in catalog.exception if diagnosis.code == "exception" and re.search(e.match, diagnosis.message)),
+            (
+                e
+                for e in catalog.exception
+                if diagnosis.code == Code.EXCEPTION and re.search(e.match, diagnosis.message)
+            ),
             None,
         )
         if known is not None:
@@ -257,34 +237,22 @@ def explain(
     results: list[CaseResult],
     actual: dict[str, Tree],
     expected: Expected,
-    wire_cases: list[dict],
-    *,
-    env: dict[str, str],
-    cache_dir: Path | None,
-    cancel: threading.Event | None = None,
-    runner: TrustedRunner | None = None,
+    variants: VariantOutputs,
 ) -> Explanation:
     """The catalog's diagnoses that the outputs support; none when no case failed on its values.
 
-    Both sources of evidence are optional stages: when the variants cannot be run or the analysis fails (a
-    fault of the exercise, not of the submission), the grading goes on without them and a note says so.
+    A pure function of the outcomes: the variants' outputs are handed in (``VariantOutputs``, run by the
+    orchestration only when ``needs_explaining``). Both sources of evidence are optional stages: when the
+    variants could not be run (``variants.failure``) or the analysis fails (a fault of the exercise, not of
+    the submission), the grading goes on without them and a note says so.
     """
     catalog = exercise.catalog
     if not catalog.mistake or not needs_explaining(results):
         return Explanation([], [])
     tol = exercise.spec.tolerance
     observed = observations(cases, results, actual, expected.outputs)
-    notes: list[str] = []
-    try:
-        variant_outputs = run_variants(
-            exercise, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel, runner=runner
-        )
-    except (ReferenceSolutionError, SandboxError) as exc:
-        if cancel is not None and cancel.is_set():
-            raise
-        variant_outputs = {}
-        notes.append(f"known mistakes were not checked against their variants, which failed: {_first_line(exc)}")
-    findings = variant_findings(catalog, observed, variant_outputs, rtol=tol.rtol, atol=tol.atol)
+    notes = [] if variants.failure is None else [variants.failure]
+    findings = variant_findings(catalog, observed, variants.outputs, rtol=tol.rtol, atol=tol.atol)
     if not findings:  # a variant matching every case leaves no room for another mistake
         try:
             findings = analysis_findings(exercise, observed, rtol=tol.rtol, atol=tol.atol)

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from grader.errors import ReferenceSolutionError
+from grader.errors import ReferenceSolutionError, SandboxError
 from grader.exercise.cases import Case, cases_fingerprint
+from grader.exercise.catalog import Catalog
 from grader.exercise.spec import Exercise
 from grader.pipeline.environment import numeric_fingerprint
 from grader.pipeline.tree import Opaque, Tree, decode, leaves, path_text
@@ -288,3 +289,44 @@ def _check_trusted_run(
         message = f"{where}: the run ended early ({run.ending}: {run.detail})\n{stderr}"
         raise ReferenceSolutionError(message, transient=True)  # a timeout or crash: load or a cancel can cause it
     return values
+
+
+@dataclass(frozen=True)
+class VariantOutputs:
+    """The outputs of an exercise's variants on a grading's cases (``"variant::case"`` -> tree), or, when
+    they could not be run, why (a note for the report: the variants are an optional stage)."""
+
+    outputs: dict[str, Tree]
+    failure: str | None = None
+
+
+def variant_calls(catalog: Catalog, wire_cases: list[dict]) -> list[dict]:
+    names = list(dict.fromkeys(name for m in catalog.mistake for name in m.variants))
+    return [{**case, "id": f"{name}::{case['id']}", "entry": name} for name in names for case in wire_cases]
+
+
+def run_variants(
+    exercise: Exercise,
+    cases: list[Case],
+    wire_cases: list[dict],
+    *,
+    env: dict[str, str],
+    cache_dir: Path | None,
+    cancel: threading.Event | None = None,
+    runner: TrustedRunner | None = None,
+) -> VariantOutputs:
+    """The catalog's variants run on the grading's cases. Their failure (a fault of the exercise, never the
+    learner's) is kept as a note rather than raised, unless the grading was cancelled."""
+    path = exercise.catalog_file(exercise.catalog.variants)
+    calls = variant_calls(exercise.catalog, wire_cases)
+    if path is None or not calls:
+        return VariantOutputs({})
+    program = TrustedProgram("variants", path, calls[0]["entry"])
+    try:
+        run = run_trusted(exercise, program, cases, calls, env=env, cache_dir=cache_dir, cancel=cancel, runner=runner)
+    except (ReferenceSolutionError, SandboxError) as exc:
+        if cancel is not None and cancel.is_set():
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return VariantOutputs({}, f"known mistakes were not checked against their variants, which failed: {first}")
+    return VariantOutputs(run.outputs)

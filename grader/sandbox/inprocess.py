@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from grader.sandbox.isolation import HARNESS
-from grader.sandbox.process import ChildRun
+from grader.sandbox.outcome import ChildRun
 from grader.sandbox.protocol import Hello, Imported, Result, WireCapture
 
 

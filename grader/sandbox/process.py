@@ -24,7 +24,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from grader.errors import SandboxError
 from grader.sandbox.isolation import (
@@ -38,6 +37,7 @@ from grader.sandbox.isolation import (
     remove_tree,
     world_readable,
 )
+from grader.sandbox.outcome import ChildRun, Ending
 from grader.sandbox.protocol import (
     Done,
     FrameReader,
@@ -62,18 +62,6 @@ CHANNEL_BYTES = 256 * 1024 * 1024
 # Environment variables a child inherits: locale and the ones that choose JAX's backend and devices.
 INHERITED_PREFIXES = ("JAX_", "XLA_", "CUDA_", "NVIDIA_", "TPU_", "ROCR_", "HIP_")
 INHERITED_NAMES = ("LANG", "LC_ALL", "LD_LIBRARY_PATH", "PATH")
-
-Ending = Literal[
-    "completed",
-    "timeout",
-    "crashed",
-    "exited",
-    "protocol-error",
-    "output-limit",
-    "memory-limit",
-    "harness-error",
-    "cancelled",
-]
 
 
 @dataclass(frozen=True)
@@ -104,27 +92,6 @@ class ChildJob:
     # zeroed). It runs before the job, so before any submission code.
     warmup_source: str | None = None
     warmup_calls: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class ChildRun:
-    """Everything a child reported, and how it ended."""
-
-    hello: Hello | None = None
-    imported: Imported | None = None
-    results: list[Result] = field(default_factory=list)
-    ending: Ending = "completed"
-    phase: str = "start"
-    detail: str = ""
-    returncode: int | None = None
-    signal: int | None = None
-    elapsed_s: float = 0.0
-    stray_stdout: bytes = b""
-    stray_stderr: bytes = b""
-
-    @property
-    def current_case(self) -> str | None:
-        return self.phase.removeprefix("case:") if self.phase.startswith("case:") else None
 
 
 def child_environment(workdir: str, extra: dict[str, str]) -> dict[str, str]:
