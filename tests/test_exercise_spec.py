@@ -26,8 +26,10 @@ def test_bundled_exercise_loads() -> None:
     assert exercise.spec.hints
 
 
-def test_discovery_finds_the_bundled_exercise() -> None:
-    assert list(discover_exercises()) == ["train-eval-dropout"]
+def test_discovery_finds_the_bundled_exercises() -> None:
+    bundled = {p.parent.name for p in (ROOT / "exercises").glob("*/exercise.toml")}
+    assert "train-eval-dropout" in bundled
+    assert sorted(discover_exercises()) == sorted(bundled)
     assert list(discover_exercises([TOY_EXERCISES])) == ["toy-scale"]
 
 

@@ -70,7 +70,8 @@ class _Graded:
                 reports[path] = report
 
         events = BatchEvents(save=keep)
-        batch = grade_batch(paths, options=GradeOptions(cache_dir=self._cache_dir), events=events)
+        options = GradeOptions(cache_dir=self._cache_dir)
+        batch = grade_batch(paths, exercise_id=exercise, options=options, events=events)
         assert events.failures == []
         missing = [str(p) for p in paths if p not in reports]
         assert missing == [], f"no report for {missing}: {[(e.path, e.status, e.message) for e in batch.submissions]}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import difflib
 import os
 import re
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 import grader
 from grader.errors import GraderError, SandboxError, UsageError
 from grader.exercise.cases import Case, build_cases
+from grader.exercise.pack import stamp_notes
 from grader.exercise.spec import Exercise, Returns, discover_exercises
 from grader.pipeline.diagnose import (
     case_diagnoses,
@@ -34,8 +36,16 @@ from grader.pipeline.diagnose import (
 from grader.pipeline.environment import describe_environment
 from grader.pipeline.judge import captured, decoded_outputs, judge_run, skipped_case
 from grader.pipeline.mistakes import explain, needs_explaining, with_exception_hints
-from grader.pipeline.reference import Expected, TrustedRunner, VariantOutputs, run_reference, run_variants
-from grader.pipeline.source import Source, read_source
+from grader.pipeline.reference import (
+    Expected,
+    TrustedRunner,
+    VariantOutputs,
+    run_reference,
+    run_variants,
+    wire_cases,
+)
+from grader.pipeline.source import Source, closest_name, read_source
+from grader.pipeline.stored import stamp_here
 from grader.report.codes import Code
 from grader.report.schema import (
     CapturedOutput,
@@ -44,11 +54,11 @@ from grader.report.schema import (
     Environment,
     ExerciseInfo,
     Report,
+    ReportStatus,
     SubmissionInfo,
 )
 from grader.sandbox.isolation import Isolation, choose_isolation
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, SpawnedChild, run_child, spawn_child
-from grader.sandbox.protocol import encode_arg
 
 CACHE_ENV = "GRADER_CACHE_DIR"
 TRUSTED_XLA = "xla-trusted"  # JAX's compilation cache as only trusted runs write it
@@ -96,6 +106,9 @@ def named_exercise(exercise_id: str, exercises: dict[str, Exercise]) -> Exercise
     return exercises[exercise_id]
 
 
+NEAREST_MARGIN = 0.1  # how much nearer one exercise's entry point must be spelt than the next
+
+
 def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[str, Exercise]) -> Exercise:
     """The exercise named, or else the one whose entry point the file defines."""
     if exercise_id is not None:
@@ -108,6 +121,9 @@ def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[st
         return matches[0]
     if not matches and len(exercises) == 1:
         return next(iter(exercises.values()))  # graded anyway: the report names the missing function
+    nearest = None if matches else _nearest_exercise(names, exercises)
+    if nearest is not None:
+        return nearest  # a near spelling of one exercise's entry point: graded, the report names the name
     listing = ", ".join(f"{e.id} ({e.spec.entry_point.name})" for e in (matches or exercises.values()))
     if matches:
         raise UsageError(
@@ -116,21 +132,29 @@ def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[st
     raise UsageError(f"{source.path} defines no known entry point; exercises: {listing}; choose one with --exercise")
 
 
+def _nearest_exercise(names: frozenset[str], exercises: dict[str, Exercise]) -> Exercise | None:
+    """The exercise whose entry point a defined name spells most nearly (a typo, another case), where one is
+    clearly nearer than every other; None where none is near or two are about as near."""
+    scored = []
+    for exercise in exercises.values():
+        entry = exercise.spec.entry_point.name
+        near = closest_name(entry, names)
+        if near is not None:
+            scored.append((difflib.SequenceMatcher(None, entry.lower(), near.lower()).ratio(), exercise.id))
+    scored.sort(reverse=True)
+    if scored and (len(scored) == 1 or scored[0][0] - scored[1][0] >= NEAREST_MARGIN):
+        return exercises[scored[0][1]]
+    return None
+
+
 def _names_by_text(text: str, exercises: dict[str, Exercise]) -> frozenset[str]:
     """For a file that does not parse: entry points that appear after 'def '."""
     return frozenset(e.spec.entry_point.name for e in exercises.values() if f"def {e.spec.entry_point.name}" in text)
 
 
-def wire_cases(exercise: Exercise, cases: list[Case]) -> list[dict]:
-    params = exercise.spec.entry_point.parameters
-    return [
-        {"id": c.id, "args": [encode_arg(v, array_type=p.array_type) for p, v in zip(params, c.args, strict=True)]}
-        for c in cases
-    ]
-
-
-def _submission_cache(iso: Isolation, cache_dir: Path | None) -> dict:
-    """The compilation cache a submission's child uses, and how.
+def _submission_cache(iso: Isolation, cache_dir: Path | None) -> tuple[dict[str, str], list[str]]:
+    """The compilation cache a submission's child uses, and how: the child's environment variables for it,
+    and the folders it may read besides.
 
     Where the child cannot write it, it reads the trusted cache, which only reference runs write: under
     bwrap through a read-only mount, and as another uid (the grader is root) by permissions, the folder
@@ -138,11 +162,11 @@ def _submission_cache(iso: Isolation, cache_dir: Path | None) -> dict:
     that runs as the grader's own user could write whatever it reads: it gets a cache of its own.
     """
     if cache_dir is None:
-        return {}
+        return {}, []
     trusted = cache_dir / TRUSTED_XLA
     if iso.level == "bwrap" or (iso.drop_to is not None and _closed_to_others(trusted)):
-        return {"env": _compile_cache_env(cache_dir, TRUSTED_XLA), "readable": [str(trusted)]}
-    return {"env": _compile_cache_env(cache_dir, "xla-submissions")}
+        return _compile_cache_env(cache_dir, TRUSTED_XLA), [str(trusted)]
+    return _compile_cache_env(cache_dir, "xla-submissions"), []
 
 
 def _closed_to_others(folder: Path) -> bool:
@@ -242,7 +266,7 @@ class _BackgroundChild:
         stop: threading.Event | _Either,
     ) -> None:
         try:
-            self._run = run_child(job, limits, isolation=isolation, cancel=stop, spawned=spawned)  # type: ignore[arg-type]
+            self._run = run_child(job, limits, isolation=isolation, cancel=stop, spawned=spawned)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self._error = exc
 
@@ -262,6 +286,7 @@ class _BackgroundChild:
 def _submission_job(
     exercise: Exercise, source: str, filename: str, wire: list[dict], iso: Isolation, options: GradeOptions
 ) -> ChildJob:
+    env, readable = _submission_cache(iso, options.cache_dir)
     return ChildJob(
         source=source,
         filename=filename,
@@ -269,7 +294,8 @@ def _submission_job(
         cases=wire,
         preload=list(exercise.spec.preload),
         hidden_paths=_hidden_paths(exercise),
-        **_submission_cache(iso, options.cache_dir),
+        env=env,
+        readable=readable,
     )
 
 
@@ -435,7 +461,22 @@ def judge_outputs(
     generic = case_diagnoses(results, source, explained=explained)
     fresh = fresh_diagnosis(results) if problem is None else None
     diagnoses = [d for d in (problem, fresh) if d is not None] + specific + generic
+    notes = _pack_notes(expected, run, options.seed, len(cases)) + notes
     return results, _with_exercise_hints(exercise, with_exception_hints(diagnoses, exercise.catalog, source)), notes
+
+
+def _pack_notes(expected: Expected, run: ChildRun, seed: int | None, cases: int) -> list[str]:
+    """For a learner pack (its stored outputs carry a stamp): where this grading's versions differ from the
+    stamp, and that a seed adds no fresh cases to it."""
+    if expected.stamp is None:
+        return []
+    notes = stamp_notes(expected.stamp, stamp_here(run.hello.backend if run.hello else None))
+    if seed is not None:
+        notes.append(
+            f"Seed {seed} adds no fresh cases here: this exercise is a learner pack, which holds its visible cases "
+            f"only, and its {cases} cases were graded (fresh and hidden cases are graded with the full exercise)."
+        )
+    return notes
 
 
 START_CAUSE_CHARS = 1500  # of what the child wrote to stderr before it failed to start
@@ -451,7 +492,9 @@ def _start_failure(run: ChildRun) -> str:
     return f"the child process did not start ({run.ending}: {run.detail}){cause}"
 
 
-def _summary(results: list[CaseResult], diagnoses: list[Diagnosis], score: float, max_score: float) -> tuple[str, str]:
+def _summary(
+    results: list[CaseResult], diagnoses: list[Diagnosis], score: float, max_score: float
+) -> tuple[ReportStatus, str]:
     graded = [r for r in results if r.status in ("passed", "failed") or r.error is not None]
     passed = sum(r.status == "passed" for r in results)
     if not graded:
@@ -479,14 +522,13 @@ def build_report(
     score = float(np.sum([r.score for r in results]))
     max_score = float(np.sum([r.weight for r in results]))
     status, message = _summary(results, diagnoses, score, max_score)
-    extra = {"output": import_output} if import_output is not None else {}
     return _escaped(
         Report(
             exercise=ExerciseInfo(
                 id=exercise.id, title=exercise.spec.title, entry_point=exercise.spec.entry_point.name
             ),
             submission=SubmissionInfo(path=str(source.path), sha256=source.sha256),
-            status=status,  # type: ignore[arg-type]
+            status=status,
             score=score,
             max_score=max_score,
             message=message,
@@ -496,7 +538,7 @@ def build_report(
             environment=environment,
             duration_s=round(time.monotonic() - started, 3),
             notes=notes or [],
-            **extra,
+            output=import_output if import_output is not None else CapturedOutput(),
         ),
         capture_bytes=exercise.spec.limits.capture_bytes,
     )

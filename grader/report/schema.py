@@ -15,6 +15,11 @@ SCHEMA_VERSION = "1.1"  # 1.1: outputs as trees (comparison path, leaves, notes;
 
 ReportStatus = Literal["passed", "failed", "error"]
 CaseStatus = Literal["passed", "failed", "error", "skipped"]
+# What one comparison found. Five kinds share their string with an engine code (grader/report/codes.py says
+# how they relate): the cases of such a kind are grouped under that code.
+ComparisonKind = Literal[
+    "match", "wrong-type", "shape-mismatch", "dtype-mismatch", "values-mismatch", "too-large", "structure-mismatch"
+]
 # A number in a report, or the name of a value JSON cannot hold.
 Number = float | Literal["nan", "inf", "-inf"]
 
@@ -93,9 +98,7 @@ class Comparison(_Model):
     """How a submission's output measured against the expected output of one case."""
 
     ok: bool
-    kind: Literal[
-        "match", "wrong-type", "shape-mismatch", "dtype-mismatch", "values-mismatch", "too-large", "structure-mismatch"
-    ]
+    kind: ComparisonKind
     message: str
     path: str | None = Field(
         default=None,
