@@ -1,0 +1,20 @@
+"""A common mistake: Dropout made deterministic once and for all, so no branch is ever skipped."""
+
+import flax.linen as nn
+import jax
+
+
+class StochasticDepthBlock(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool):
+        branch = nn.relu(nn.Dense(features=x.shape[-1])(x))
+        branch = nn.Dropout(rate=0.25, broadcast_dims=(-1,))(branch, deterministic=True)
+        return x + branch
+
+
+def stochastic_depth_forward(seed, x, train):
+    seed = int(seed)
+    model = StochasticDepthBlock()
+    keys = {"params": jax.random.PRNGKey(seed), "dropout": jax.random.PRNGKey(seed + 1)}
+    variables = model.init(keys, x, train=False)
+    return model.apply(variables, x, train=bool(train >= 0.5), rngs={"dropout": keys["dropout"]})

@@ -1,0 +1,18 @@
+import jax
+import flax.linen as nn
+
+
+class StochasticDepthBlock(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool):
+        branch = nn.relu(nn.Dense(features=x.shape[-1])(x))
+        branch = nn.Dropout(rate=0.25, broadcast_dims=(-1,), deterministic=not train)(branch)
+        return x + branch
+
+
+def stochastic_depth_forward(seed, x, train):
+    seed = int(seed)
+    model = StochasticDepthBlock()
+    v = model.init({"params": jax.random.PRNGKey(seed), "dropout": jax.random.PRNGKey(seed + 1)}, x, train=False)
+    y = model.apply(v, x, train=bool(train >= 0.5), rngs={"dropout": jax.random.PRNGKey(seed + 1)})
+    return y, v

@@ -1,0 +1,17 @@
+import flax.linen as nn
+import jax
+
+
+class BatchNormModel(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Dense(features=x.shape[-1])(x)
+        return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(x)
+
+
+def batchnorm_train_eval_forward(seed, x, train):
+    model = BatchNormModel()
+    variables = model.init(jax.random.PRNGKey(int(seed)), x, train=False)
+    _, updates = model.apply(variables, x, train=True, mutable=["batch_stats"]
+    variables = {"params": variables["params"], "batch_stats": updates["batch_stats"]}
+    return variables
