@@ -1,7 +1,8 @@
 """Writing the grader's outputs (reports, the gradebook and its journal, ``--output``) where the grader
 chose, never through a symbolic link and never into a folder other users can write: folders made and
 opened before any child runs, entered one at a time without following links, each file written under a
-fresh exclusive name and renamed over its final one.
+fresh exclusive name and renamed over its final one. Text for stdout is written as stdout's encoding can
+take it; what could not be written is kept (``Unwritten``) for the exit code.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterable
+import sys
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePath
 
 from grader.errors import OutputError, UsageError
@@ -242,3 +245,72 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def encoded(text: str) -> bytes:
+    """A text output's bytes: UTF-8, and a lone surrogate (an undecodable file name) as a backslash escape."""
+    return text.encode("utf-8", "backslashreplace")
+
+
+def write_file(path: Path, text: str, folder: OutputFolder | None = None) -> Path:
+    """Writes ``text`` to ``path`` as ``OutputFolder.write`` does, in ``folder`` (``path``'s own, opened
+    already) or in ``path``'s folder, made and opened now. Raises ``OutputError``."""
+    with contextlib.ExitStack() as stack:
+        if folder is None:
+            folder = stack.enter_context(OutputFolder.make(path.parent, private=False, for_file=path))
+        return folder.write(PurePath(path.name), encoded(text))
+
+
+def write_stdout(text: str, escaped: Callable[[str, str], str]) -> None:
+    """Writes ``text`` to stdout. Where stdout's encoding cannot take all of it (PYTHONIOENCODING=ascii,
+    LANG=C), ``escaped(text, encoding)`` is written instead: never a UnicodeEncodeError."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        text = escaped(text, encoding)
+    except LookupError:
+        pass
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+def append_step_summary(markdown: str) -> None:
+    """Appends ``markdown`` to the job summary of GitHub Actions (the file ``$GITHUB_STEP_SUMMARY`` names),
+    when there is one. The file is the runner's, not an output of the grader: one that cannot be written is
+    passed over."""
+    summary = os.environ.get(STEP_SUMMARY_ENV)
+    if summary:
+        with contextlib.suppress(OSError), open(summary, "a", encoding="utf-8") as out:
+            out.write(markdown)
+
+
+class Unwritten:
+    """The outputs that could not be written, by file, from any thread: the last failure of each file whose
+    last write failed (a file written at a later try is dropped)."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, OutputError] = {}
+        self._lock = threading.Lock()
+
+    def attempt(self, write: Callable[[], Path]) -> Path:
+        """Runs ``write``, keeping the ``OutputError`` it raises (and raising it again)."""
+        try:
+            written = write()
+        except OutputError as exc:
+            self.add(exc)
+            raise
+        with self._lock:
+            self._failures.pop(str(written), None)
+        return written
+
+    def add(self, failure: OutputError) -> None:
+        with self._lock:
+            self._failures[failure.path] = failure
+
+    def failures(self) -> list[OutputError]:
+        with self._lock:
+            return list(self._failures.values())

@@ -148,14 +148,34 @@ def test_schema_command_matches_the_committed_schema(cache_dir: Path) -> None:
 def test_exercises_and_show(cache_dir: Path) -> None:
     listed = run(cache_dir, "exercises", "--format", "json")
     assert listed.returncode == 0
-    assert json.loads(listed.stdout)[0]["entry_point"] == "model_train_eval_forward(seed, x, train)"
+    entry_points = {e["id"]: e["entry_point"] for e in json.loads(listed.stdout)}
+    assert set(entry_points) == {p.parent.name for p in (ROOT / "exercises").glob("*/exercise.toml")}
+    assert entry_points["train-eval-dropout"] == "model_train_eval_forward(seed, x, train)"
     shown = run(cache_dir, "show", "train-eval-dropout")
     assert shown.returncode == 0
     assert "deterministic" in shown.stdout and "def model_train_eval_forward(seed, x, train)" in shown.stdout
     assert "2 of them hidden" in shown.stdout and "with --seed N, 4 more inputs" in shown.stdout
 
 
-@pytest.mark.parametrize("command", ["grade", "schema", "exercises", "show", "start", "hint", "watch"])
+@pytest.mark.parametrize("exercise_id", sorted(p.parent.name for p in (ROOT / "exercises").glob("*/exercise.toml")))
+def test_every_exercise_can_be_shown_started_and_hinted(cache_dir: Path, tmp_path: Path, exercise_id: str) -> None:
+    """The learner's first commands work for each bundled exercise: show, start (a starter that parses and names
+    the entry point), hint."""
+    shown = run(cache_dir, "show", exercise_id)
+    assert shown.returncode == 0, shown.stderr
+    target = tmp_path / "solution.py"
+    started = run(cache_dir, "start", exercise_id, str(target))
+    assert started.returncode == 0, started.stderr
+    entry = json.loads(run(cache_dir, "exercises", "--format", "json").stdout)
+    name = next(e["entry_point"] for e in entry if e["id"] == exercise_id).split("(")[0]
+    assert f"def {name}(" in target.read_text(encoding="utf-8")
+    compile(target.read_text(encoding="utf-8"), str(target), "exec")
+    first, second = run(cache_dir, "hint", exercise_id), run(cache_dir, "hint", exercise_id)
+    assert first.returncode == second.returncode == 0, first.stderr
+    assert first.stdout.strip() and first.stdout != second.stdout  # one hint at a time, the next one next
+
+
+@pytest.mark.parametrize("command", ["grade", "schema", "exercises", "show", "start", "hint", "watch", "release"])
 def test_every_command_has_help(cache_dir: Path, command: str) -> None:
     result = run(cache_dir, command, "--help")
     assert result.returncode == 0
@@ -168,3 +188,63 @@ def test_a_missing_exercise_folder_is_a_usage_error_everywhere(cache_dir: Path, 
     assert result.returncode == 2
     assert "exercise folder not found: /no/such/folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- formats come from the registry; exit codes from one table --------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["grade", "exercises"])
+def test_the_format_choices_are_the_registrys(command: str) -> None:
+    import typer.main
+
+    from grader.cli.app import Format, app
+    from grader.render.formats import FORMATS
+
+    assert [choice.value for choice in Format] == list(FORMATS)
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    for name in FORMATS:
+        args = ["x.py", "--format", name] if command == "grade" else ["--format", name]
+        assert click_command.make_context(command, args).params["fmt"] == name
+
+
+@pytest.mark.parametrize(
+    "args", [["--format", "yaml"], ["-f", "XML"], ["--report", "yaml=out.yml"], ["--report", "rich"]], ids=str
+)
+def test_an_unknown_format_is_a_usage_error_naming_the_known_ones(args: list[str], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from grader.cli.app import app
+    from grader.render.formats import FORMATS
+
+    result = CliRunner().invoke(app, ["grade", str(tmp_path / "never-graded.py"), *args])
+    assert result.exit_code == 2, result.output
+    assert all(name in result.output for name in FORMATS), result.output
+    assert not (tmp_path / "never-graded.py").exists() and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_each_kind_of_grader_error_has_its_exit_code() -> None:
+    from grader.cli.exits import EXIT_FAULT, EXIT_OUTPUT, EXIT_USAGE, exit_code_of
+    from grader.errors import GraderError, OutputError, ReferenceSolutionError, SandboxError, SpecError, UsageError
+
+    kinds = {
+        UsageError("x"): EXIT_USAGE,
+        OutputError("f", "full"): EXIT_OUTPUT,
+        SpecError("x"): EXIT_FAULT,
+        ReferenceSolutionError("x"): EXIT_FAULT,
+        SandboxError("x"): EXIT_FAULT,
+        GraderError("x"): EXIT_FAULT,
+    }
+    assert {type(error): exit_code_of(error) for error in kinds} == {type(e): code for e, code in kinds.items()}
+    assert (EXIT_USAGE, EXIT_FAULT, EXIT_OUTPUT) == (2, 3, 4)
+
+
+def test_a_signal_ends_the_block_as_ctrl_c_does_and_its_handler_is_restored() -> None:
+    import os
+    import signal
+
+    from grader.cli.exits import interrupted_by
+
+    before = signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(KeyboardInterrupt), interrupted_by(signal.SIGUSR1):
+        os.kill(os.getpid(), signal.SIGUSR1)  # its handler runs in this thread before the next statement
+    assert signal.getsignal(signal.SIGUSR1) == before

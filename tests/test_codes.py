@@ -304,3 +304,18 @@ def test_exercise_feedback_is_keyed_by_codes_that_exist() -> None:
         spec = tomllib.loads((folder / "exercise.toml").read_text(encoding="utf-8"))
         unknown = set(spec.get("feedback", {})) - set(ENGINE_CODES) - set(_catalog_codes(folder))
         assert unknown == set(), (folder.name, sorted(unknown))
+
+
+def _catalog_table(exercise_id: str) -> list[str]:
+    """The first column of the README's table under "Codes of the exercise `<id>`"."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    heading = f"Codes of the exercise `{exercise_id}`"
+    assert heading in text, f"the README has no table of {exercise_id}'s codes"
+    rows = text.split(heading, 1)[1].split("\n\n", 2)[1]
+    return [m.group(1) for m in re.finditer(r"^\| `([a-z-]+)` \|", rows, flags=re.MULTILINE)]
+
+
+@pytest.mark.parametrize("exercise_id", sorted(p.parent.name for p in (ROOT / "exercises").glob("*/mistakes.toml")))
+def test_the_readme_lists_every_catalog_code_of_every_bundled_exercise(exercise_id: str) -> None:
+    catalog = tomllib.loads((ROOT / "exercises" / exercise_id / "mistakes.toml").read_text(encoding="utf-8"))
+    assert _catalog_table(exercise_id) == [m["code"] for m in catalog["mistake"]]

@@ -9,13 +9,16 @@ from pathlib import Path
 import jsonschema
 import pytest
 from lxml import etree
+from rich.cells import cell_len
 
+from grader.render.formats import FILE_WIDTH, FORMATS, Context, as_text
 from grader.render.github import render_annotations, render_summary
 from grader.render.gradescope import render_gradescope
 from grader.render.junit import render_junit
+from grader.report.schema import BatchEntry, BatchReport, Report
 from tests.conftest import ROOT
 
-FORMATS = ROOT / "docs" / "formats"
+FORMATS_DOCS = ROOT / "docs" / "formats"
 # GitHub's workflow command: ::name key=value,key=value::message, with %, CR, LF escaped (and : , in values).
 WORKFLOW_COMMAND = re.compile(
     r"^::(error|warning|notice)(?: ((?:[a-zA-Z]+=[^,:\r\n]*)(?:,[a-zA-Z]+=[^,:\r\n]*)*))?::(.*)$"
@@ -29,7 +32,7 @@ def reports(grade) -> dict:
 
 
 def test_gradescope_results_validate(reports: dict) -> None:
-    schema = json.loads((FORMATS / "gradescope-results.schema.json").read_text())
+    schema = json.loads((FORMATS_DOCS / "gradescope-results.schema.json").read_text())
     for name, report in reports.items():
         results = json.loads(render_gradescope(report))
         jsonschema.validate(results, schema)
@@ -39,7 +42,7 @@ def test_gradescope_results_validate(reports: dict) -> None:
 
 
 def test_gradescope_schema_refuses_what_the_spec_does_not_allow() -> None:
-    schema = json.loads((FORMATS / "gradescope-results.schema.json").read_text())
+    schema = json.loads((FORMATS_DOCS / "gradescope-results.schema.json").read_text())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"score": 1, "tests": [{"status": "error"}]}, schema)
     with pytest.raises(jsonschema.ValidationError):
@@ -47,7 +50,7 @@ def test_gradescope_schema_refuses_what_the_spec_does_not_allow() -> None:
 
 
 def test_junit_validates_against_the_xsd(reports: dict) -> None:
-    schema = etree.XMLSchema(etree.parse(str(FORMATS / "junit.xsd")))
+    schema = etree.XMLSchema(etree.parse(str(FORMATS_DOCS / "junit.xsd")))
     for name, report in reports.items():
         document = etree.fromstring(render_junit(report).encode())
         schema.assertValid(document)
@@ -107,3 +110,134 @@ def test_github_format_appends_the_summary(cache_dir: Path, tmp_path: Path) -> N
     assert result.returncode == 1
     assert result.stdout.startswith("::error file=submissions/broken_syntax.py,line=6,title=syntax-error")
     assert summary.read_text().startswith("earlier step\n### ")
+
+
+# --- the registry: one entry per format, each read back as its consumers read it ---------------------------
+
+TOY_WRONG = 'import numpy as np\n\ndef scale(factor, x):\n    print("café ✓ <b>")\n    return np.asarray(x, "f4")\n'
+
+
+@pytest.fixture(scope="module")
+def toy(grade_toy, tmp_path_factory: pytest.TempPathFactory) -> tuple[Report, BatchReport]:
+    """A failed report (non-ASCII output in it), and a batch of it with a skipped and a faulted entry."""
+    graded = grade_toy(TOY_WRONG, tmp_path_factory.mktemp("toy"))
+    short = graded.submission.model_copy(update={"path": "class/a.py"})  # a batch's summary keeps it whole
+    report = graded.model_copy(update={"submission": short})
+    batch = BatchReport(
+        total=3,
+        counts={report.status: 1, "skipped": 1, "fault": 1},
+        isolation="process",
+        jobs=1,
+        submissions=[
+            BatchEntry(path=report.submission.path, status=report.status, message=report.message, report=report),
+            BatchEntry(path="linked/b.py", status="skipped", message="reached through a symbolic link: not graded"),
+            BatchEntry(path="c.py", status="fault", message="internal error: the reference failed"),
+        ],
+    )
+    return report, batch
+
+
+def _names(document: Report | BatchReport) -> list[str]:
+    """What every document must name: the case ids of a report, each submission of a batch."""
+    if isinstance(document, Report):
+        return [case.id for case in document.cases]
+    return [entry.path for entry in document.submissions]
+
+
+def _read_rich(text: str, document: Report | BatchReport) -> None:
+    assert "\x1b" not in text and all(name in text for name in _names(document))
+
+
+def _read_json(text: str, document: Report | BatchReport) -> None:
+    assert type(document).model_validate_json(text) == document
+
+
+def _read_gradescope(text: str, document: Report | BatchReport) -> None:
+    results = json.loads(text)
+    jsonschema.validate(results, json.loads((FORMATS_DOCS / "gradescope-results.schema.json").read_text()))
+    assert [test["name"] for test in results["tests"]] == _names(document)
+
+
+def _read_junit(text: str, document: Report | BatchReport) -> None:
+    root = etree.fromstring(text.encode())
+    etree.XMLSchema(etree.parse(str(FORMATS_DOCS / "junit.xsd"))).assertValid(root)
+    if isinstance(document, Report):
+        assert [case.get("name") for case in root.iter("testcase")] == _names(document)
+    else:
+        assert [suite.get("file") for suite in root.iter("testsuite")] == _names(document)
+
+
+def _read_github(text: str, document: Report | BatchReport) -> None:
+    lines = text.splitlines()
+    assert lines and all(WORKFLOW_COMMAND.match(line) for line in lines), text
+    files = {re.search(r"file=([^,:]*)", line).group(1) for line in lines}  # type: ignore[union-attr]
+    paths = [document.submission.path] if isinstance(document, Report) else _names(document)
+    assert files == set(paths)
+
+
+# How each format's documents are read back: what reads that format (a person, a JSON or JUnit reader,
+# Gradescope, GitHub). A format added to the registry needs its reader here.
+READERS = {
+    "rich": _read_rich,
+    "json": _read_json,
+    "gradescope": _read_gradescope,
+    "junit": _read_junit,
+    "github": _read_github,
+}
+MEDIA_PARSERS = {"application/json": json.loads, "application/xml": lambda text: etree.fromstring(text.encode())}
+
+
+def test_every_format_in_the_registry_has_a_reader() -> None:
+    assert set(READERS) == set(FORMATS)
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_every_format_renders_a_report_that_reads_back(toy: tuple, name: str, tmp_path: Path) -> None:
+    report, _batch = toy
+    fmt = FORMATS[name]
+    text = as_text(fmt.report(report, Context(workspace=tmp_path)))
+    MEDIA_PARSERS.get(fmt.media_type, str)(text)  # what its media type says it is
+    READERS[name](text, report)
+    assert fmt.suffix.startswith(".") and fmt.description
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_every_format_renders_a_batch_or_says_why_not(toy: tuple, name: str, tmp_path: Path) -> None:
+    _report, batch = toy
+    fmt = FORMATS[name]
+    if fmt.batch is None:
+        assert fmt.one_submission  # the refusal names what its document is
+        return
+    text = as_text(fmt.batch(batch, Context(workspace=tmp_path)))
+    MEDIA_PARSERS.get(fmt.media_type, str)(text)
+    READERS[name](text, batch)
+
+
+@pytest.mark.parametrize("name", [name for name, fmt in FORMATS.items() if fmt.media_type != "text/plain"])
+def test_a_machine_format_escaped_for_an_ascii_stdout_reads_back_the_same(toy: tuple, name: str) -> None:
+    report, _batch = toy
+    fmt = FORMATS[name]
+    text = as_text(fmt.report(report, Context()))
+    assert text.isascii() == (name == "gradescope")  # "café ✓" as printed; Gradescope's JSON escapes it itself
+    escaped = fmt.encoded(text, "ascii")
+    assert escaped.isascii()
+    parse = MEDIA_PARSERS[fmt.media_type]
+    if fmt.media_type == "application/json":
+        assert parse(escaped) == parse(text)
+    else:
+        assert etree.tostring(parse(escaped), method="c14n") == etree.tostring(parse(text), method="c14n")
+
+
+def test_only_the_github_format_has_a_step_summary(toy: tuple) -> None:
+    report, batch = toy
+    assert [name for name, fmt in FORMATS.items() if fmt.step_summary or fmt.batch_step_summary] == ["github"]
+    assert FORMATS["github"].step_summary(report) == render_summary(report)  # type: ignore[misc]
+    assert "linked/b.py" in FORMATS["github"].batch_step_summary(batch)  # type: ignore[misc]
+
+
+def test_the_rich_document_in_a_file_is_plain_at_100_columns_unless_colour_is_asked(toy: tuple) -> None:
+    report, _batch = toy
+    document = FORMATS["rich"].report(report, Context())
+    plain, coloured = as_text(document), as_text(document, color=True)
+    assert "\x1b" not in plain and "\x1b[" in coloured
+    assert max(cell_len(line) for line in plain.splitlines()) <= FILE_WIDTH

@@ -6,8 +6,13 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+
 from grader.render.json import render_json
-from grader.render.terminal import make_console, render_report
+from grader.render.style import look
+from grader.render.terminal import ReportView, make_console, render_report
 from grader.report.schema import Report
 
 WRONG = """
@@ -56,3 +61,44 @@ def test_syntax_error_gets_a_caret(grade_toy, tmp_path: Path) -> None:
 def test_json_rendering_round_trips(grade_toy, tmp_path: Path) -> None:
     report = grade_toy(WRONG, tmp_path)
     assert Report.model_validate_json(render_json(report)) == report
+
+
+RAISES = "def scale(factor, x):\n    raise ValueError('no scaling today')\n"
+LONG_IDS = ("worked-example/train", "short-negatives/train", "negatives-16/eval")
+
+
+@pytest.fixture(scope="module")
+def tabled(grade_toy, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Report]:
+    """Reports whose cases are shown in a table: passed and failed, errors, and long case ids."""
+    wrong = grade_toy(WRONG, tmp_path_factory.mktemp("wrong"))
+    raises = grade_toy(RAISES, tmp_path_factory.mktemp("raises"))
+    renamed = [case.model_copy(update={"id": new}) for case, new in zip(wrong.cases, LONG_IDS, strict=True)]
+    return {"wrong": wrong, "raises": raises, "long ids": wrong.model_copy(update={"cases": renamed})}
+
+
+@pytest.mark.parametrize("width", [40, 80, 200])
+@pytest.mark.parametrize("name", ["wrong", "raises", "long ids"])
+def test_the_report_renderable_fits_any_width_and_shows_every_case(tabled: dict, name: str, width: int) -> None:
+    report = tabled[name]
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, no_color=True).print(ReportView(report))
+    lines = buffer.getvalue().splitlines()
+    assert lines and all(cell_len(line) <= width for line in lines), width
+    assert "\x1b" not in buffer.getvalue()
+    for case in report.cases:
+        status = look(case.status)
+        row = re.compile(rf"^{re.escape(status.symbol)}\s+{re.escape(case.id)}\s(.*\s)?{status.word}\b")
+        assert any(row.match(line) for line in lines), (case.id, case.status)  # mark, whole id and word
+    assert any(line.startswith(f" {look(report.status).word.upper()} ") for line in lines)  # the verdict, in words
+
+
+def test_building_the_report_prints_nothing(tabled: dict) -> None:
+    """The view only builds renderables: nothing is written until a console prints it, at its width."""
+    console = Console(file=io.StringIO(), width=80, no_color=True)
+    view = ReportView(tabled["wrong"])
+    assert console.file.getvalue() == ""
+    narrow, wide = Console(file=io.StringIO(), width=50), Console(file=io.StringIO(), width=120)
+    narrow.print(view)
+    wide.print(view)
+    assert max(map(cell_len, narrow.file.getvalue().splitlines())) <= 50
+    assert max(map(cell_len, wide.file.getvalue().splitlines())) > 50  # the same view, laid out wider

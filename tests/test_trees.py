@@ -60,6 +60,13 @@ def test_paths_name_every_leaf() -> None:
         ((A, {"mean": np.ones(2, F32), "var": np.ones(2, F32)}), "values-mismatch", False, '[1]["var"]: 2 of 2'),
         ((A, {"mean": np.ones(3, F32), "var": np.zeros(2, F32)}), "shape-mismatch", False, '[1]["mean"]: expected'),
         ((A.astype(np.float64), EXPECTED[1]), "dtype-mismatch", False, "[0]: values match"),
+        # Wrong values after a leaf wrong in its dtype alone: the case is a values-mismatch, led by the wrong leaf.
+        (
+            (A.astype(np.float64), {"mean": np.ones(2, F32), "var": np.ones(2, F32)}),
+            "values-mismatch",
+            False,
+            '[1]["var"]: 2 of 2',
+        ),
     ],
 )
 def test_compare_tree(actual, kind: str, ok: bool, says: str) -> None:
@@ -68,8 +75,8 @@ def test_compare_tree(actual, kind: str, ok: bool, says: str) -> None:
     assert says in result.message
     if kind != "structure-mismatch":
         assert [leaf.path for leaf in result.leaves] == ["[0]", '[1]["mean"]', '[1]["var"]']
-        failing = [leaf.path for leaf in result.leaves if not leaf.ok]
-        assert result.path == (failing[0] if failing else "[0]")  # the numbers shown are the first failing leaf's
+        failing = [leaf.path for leaf in result.leaves if not leaf.ok and leaf.kind == kind]
+        assert result.path == (failing[0] if failing else "[0]")  # the numbers shown are the lead leaf's
 
 
 def test_a_leaf_can_have_its_own_tolerance() -> None:

@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_stage(stage: Path, exercise_id: str, *, wheel: Path | None, project_source: bool) -> None:
     exercise = get_exercise(exercise_id)
+    if exercise.spec.reference is None:
+        raise GraderError(
+            f"{exercise.folder} is a learner pack (expected outputs, no reference): build the autograder from "
+            "the full exercise, which grades the hidden cases too"
+        )
     stage.mkdir(parents=True)
     for name in SCRIPTS:
         shutil.copy2(HERE / name, stage / name)

@@ -7,9 +7,26 @@ It runs in the grader's process, on outputs the grader has already validated.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, Union
 
 import numpy as np
+
+
+class OpaqueLeaf(Protocol):
+    """A leaf that is not a usable array: the grader's description of what came back instead."""
+
+    @property
+    def value(self) -> object: ...
+
+    @property
+    def problem(self) -> str: ...
+
+
+# An output: an array, or a tree of them (tuples, lists, dicts with string keys, nested). The grader's own
+# tree type (with its opaque leaves) is one of these; this module stays below the grading machinery.
+Tree = Union[np.ndarray, OpaqueLeaf, Sequence["Tree"], Mapping[str, "Tree"]]  # noqa: UP007
 
 
 @dataclass(frozen=True)
@@ -22,8 +39,8 @@ class Observation:
     args: tuple[object, ...]
     # An array, or for an exercise whose entry point returns a tree, the same tree of arrays (tuples,
     # lists, dicts with string keys).
-    expected: np.ndarray | tuple | list | dict
-    actual: np.ndarray | tuple | list | dict | None  # None when the submission gave nothing comparable
+    expected: Tree
+    actual: Tree | None  # None when the submission gave nothing comparable
     passed: bool
 
 

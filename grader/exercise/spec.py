@@ -105,12 +105,12 @@ class ReturnLeaf(SpecModel):
         match = _SHAPE_RULE.match(self.shape)
         assert match is not None
         if match["as"]:
-            return tuple(np.shape(args[match["as"]]))
+            return tuple(np.asarray(args[match["as"]]).shape)
         dims = []
         for text in (d for d in match["dims"].split(",") if d.strip()):
             dim = _DIM.match(text)
             assert dim is not None
-            dims.append(int(dim["int"]) if dim["int"] else int(np.shape(args[dim["name"]])[int(dim["axis"])]))
+            dims.append(int(dim["int"]) if dim["int"] else int(np.asarray(args[dim["name"]]).shape[int(dim["axis"])]))
         return tuple(dims)
 
 
@@ -235,7 +235,7 @@ class Between(SpecModel):
 
     def draw(self, rng: np.random.Generator) -> int | float:
         lo, hi = self.between
-        if self.whole:
+        if isinstance(lo, int) and isinstance(hi, int):  # whole: both bounds included
             return int(rng.integers(lo, hi, endpoint=True))
         return float(rng.uniform(lo, hi))
 
@@ -305,9 +305,9 @@ class ArrayGenerator(SpecModel):
         """A concrete fill recipe, with an array seed of its own drawn from ``rng``."""
         fill = self.fill if isinstance(self.fill, str) else self.fill[int(rng.integers(len(self.fill)))]
         shape = [size if isinstance(size, int) else int(size.draw(rng)) for size in self.shape]
-        numbers = {name: _drawn(getattr(self, name), rng) for name in ("value", "scale", "offset")}
+        value, scale, offset = (_drawn(number, rng) for number in (self.value, self.scale, self.offset))
         seed = int(rng.integers(MAX_SEED)) if self.seed is None else self.seed
-        return ArrayFill(fill=fill, shape=shape, seed=seed, **numbers)
+        return ArrayFill(fill=fill, shape=shape, seed=seed, value=value, scale=scale, offset=offset)
 
 
 Recipe = Annotated[
@@ -353,12 +353,12 @@ class Generator(SpecModel):
         )
 
 
-def _concrete(recipe: object, param: Parameter, rng: np.random.Generator) -> InputValue:
+def _concrete(recipe: Recipe, param: Parameter, rng: np.random.Generator) -> InputValue:
     if isinstance(recipe, ArrayGenerator):
         return recipe.draw(rng)
     value = recipe.draw(rng) if isinstance(recipe, (Between, OneOf)) else recipe
     if param.type == "array" or isinstance(value, (list, ArrayFill)):
-        return value  # type: ignore[return-value]
+        return value
     return {"float": float, "int": int, "bool": bool}[param.type](value)
 
 
@@ -429,7 +429,13 @@ class ExerciseSpec(SpecModel):
     title: str
     summary: str = ""
     prompt: str = Field(description="Markdown file with the exercise text, relative to the spec.")
-    reference: str = Field(description="Python file with the reference solution, relative to the spec.")
+    reference: str | None = Field(
+        default=None, description="Python file with the reference solution, relative to the spec."
+    )
+    expected: str | None = Field(
+        default=None,
+        description="JSON file of stored expected outputs, in place of reference: a learner pack's (grader release).",
+    )
     entry_point: EntryPoint
     preload: list[str] = Field(default_factory=list, description="Modules the child imports first.")
     tolerance: Tolerance = Tolerance()
@@ -450,6 +456,20 @@ class ExerciseSpec(SpecModel):
     )
 
     @model_validator(mode="after")
+    def _one_source_of_expected_outputs(self) -> ExerciseSpec:
+        """The reference, or a learner pack's stored outputs: never both. Stored outputs hold the fixed
+        cases only, and a learner holds them: no generator can add fresh cases, no case can be hidden."""
+        if (self.reference is None) == (self.expected is None):
+            raise ValueError("give exactly one of reference (a solution) and expected (stored outputs)")
+        if self.expected is not None:
+            if self.generators:
+                raise ValueError("expected: stored outputs cover the fixed cases only; a generator needs reference")
+            hidden = [case.id for case in self.cases if case.hidden]
+            if hidden:
+                raise ValueError(f"expected: the learner holds the stored outputs, so no case is hidden: {hidden}")
+        return self
+
+    @model_validator(mode="after")
     def _cases_fit_entry_point(self) -> ExerciseSpec:
         params = [p.name for p in self.entry_point.parameters]
         unknown = set(self.expand) - set(params)
@@ -466,13 +486,10 @@ class ExerciseSpec(SpecModel):
                     f"case {case.id!r} gives inputs {sorted(case.inputs)}, expected exactly {sorted(wanted)}"
                 )
             for param in self.entry_point.parameters:
-                if (
-                    param.name in case.inputs
-                    and param.type != "array"
-                    and isinstance(case.inputs[param.name], (list, ArrayFill))
-                ):
+                value = case.inputs.get(param.name)
+                if param.type != "array" and isinstance(value, (list, ArrayFill)):
                     raise ValueError(f"case {case.id!r}: {param.name!r} is a {param.type}, not an array")
-                if isinstance(case.inputs.get(param.name), list) and not _rectangular(case.inputs[param.name]):
+                if isinstance(value, list) and not _rectangular(value):
                     raise ValueError(f"case {case.id!r}: {param.name!r}: nested lists of unequal lengths")
         if not self.cases:
             raise ValueError("an exercise needs at least one case")
@@ -538,7 +555,13 @@ class Exercise(BaseModel):
 
     @property
     def reference_path(self) -> Path:
-        return (self.folder / self.spec.reference).resolve()
+        """Where the expected outputs come from: the reference solution, or a learner pack's stored outputs."""
+        return (self.folder / (self.spec.reference or self.spec.expected or "")).resolve()
+
+    @property
+    def expected_path(self) -> Path | None:
+        """A learner pack's stored outputs, read in place of running a reference (None: a full exercise)."""
+        return None if self.spec.expected is None else (self.folder / self.spec.expected).resolve()
 
     @property
     def prompt_path(self) -> Path:
@@ -592,7 +615,8 @@ def load_exercise(folder: Path) -> Exercise:
     if spec.id != folder.name:
         raise SpecError(f"{path}: id: {spec.id!r} differs from its folder name {folder.name!r}")
     exercise = Exercise(spec=spec, folder=folder.resolve())
-    for field, target in (("prompt", exercise.prompt_path), ("reference", exercise.reference_path)):
+    source = "reference" if spec.reference is not None else "expected"
+    for field, target in (("prompt", exercise.prompt_path), (source, exercise.reference_path)):
         if not target.is_file():
             raise SpecError(f"{path}: {field}: file not found: {target}")
     exercise.prompt_text()
@@ -613,7 +637,8 @@ def _with_catalog(exercise: Exercise, path: Path, spec_path: Path) -> Exercise:
             _format_validation_error(path, exc).replace("invalid exercise spec", "invalid catalog")
         ) from exc
     loaded = exercise.model_copy(update={"catalog": catalog, "catalog_folder": path.parent})
-    for field in ("analysis", "variants"):
+    # A learner pack's stored outputs hold its variants' outputs: the catalog names them, the pack has no file.
+    for field in ("analysis",) if exercise.spec.expected is not None else ("analysis", "variants"):
         target = loaded.catalog_file(getattr(catalog, field))
         if target is not None and not target.is_file():
             raise SpecError(f"{path}: {field}: file not found: {target}")

@@ -46,8 +46,8 @@ def _function_source(function: Callable) -> Source:
         by_file.setdefault(part_file, {}).update({first + i: line for i, line in enumerate(lines)})
     own = by_file.pop(filename, {})
     text = "".join(own.get(n, "\n") for n in range(1, max(own, default=0) + 1))
-    for other, lines in by_file.items():
-        text += f"\n# --- from {other}\n" + "".join(lines[n] for n in sorted(lines))
+    for other, numbered in by_file.items():
+        text += f"\n# --- from {other}\n" + "".join(numbered[n] for n in sorted(numbered))
     return parse_source(Path(filename), text)
 
 

@@ -20,6 +20,7 @@ from grader.errors import GraderError
 from grader.exercise.spec import discover_exercises
 from grader.pipeline.grading import GradeOptions, grade_file, resolve_exercise, spawn_for
 from grader.pipeline.source import read_source
+from grader.render.style import look
 from grader.render.terminal import render_report
 from grader.report.schema import Report
 from grader.sandbox.process import SpawnedChild
@@ -53,9 +54,9 @@ def render_changes(changes: Changes, console: Console, *, first: bool) -> None:
         console.print(Text("No case changed since the last run.", style="dim"))
         return
     if changes.newly_passing:
-        console.print(Text(f"Now passing: {', '.join(changes.newly_passing)}", style="bold green"))
+        console.print(Text(f"Now passing: {', '.join(changes.newly_passing)}", style=look("passed").strong))
     if changes.newly_failing:
-        console.print(Text(f"Now failing: {', '.join(changes.newly_failing)}", style="bold red"))
+        console.print(Text(f"Now failing: {', '.join(changes.newly_failing)}", style=look("failed").strong))
 
 
 class _Saves:
@@ -145,7 +146,7 @@ def watch(
             try:
                 grade_once()
             except GraderError as exc:  # a file deleted between save and grading, say: keep watching
-                console.print(Text(f"grader: {exc}", style="bold red"))
+                console.print(Text(f"grader: {exc}", style=look("error").strong))
     finally:
         saves.close()
         if spawned is not None:

@@ -36,6 +36,7 @@ from grader.pipeline.environment import grader_version
 from grader.pipeline.grading import GradeOptions, grade_file, named_exercise, resolve_exercise, sanitize, spawn_for
 from grader.pipeline.reference import TrustedRunner
 from grader.pipeline.source import Source, read_source
+from grader.report.codes import Code
 from grader.report.schema import BatchEntry, BatchReport, Report
 from grader.sandbox.isolation import MAX_SLOTS, Isolation, choose_isolation, for_slot, remove_tree
 from grader.sandbox.process import SpawnedChild
@@ -44,7 +45,7 @@ GLOB_CHARACTERS = frozenset("*?[")
 SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules"})
 MAX_JOBS = MAX_SLOTS // 2  # each worker takes two uids in turn
 # Verdicts another submission's load could cause (no cgroup bounds CPU or memory per submission).
-LOAD_SENSITIVE = frozenset({"timeout", "crashed", "memory-limit"})
+LOAD_SENSITIVE = frozenset({Code.TIMEOUT, Code.CRASHED, Code.MEMORY_LIMIT})
 
 
 @dataclasses.dataclass(frozen=True)

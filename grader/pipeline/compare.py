@@ -4,11 +4,13 @@ trees of arrays (``compare_tree``), to a ``Comparison``."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from grader.pipeline import tree
 from grader.pipeline.tree import Tree
+from grader.report.codes import Code
 from grader.report.schema import Comparison, ElementRow, Number
 from grader.sandbox.protocol import ObjectValue, TooLargeValue
 
@@ -114,7 +116,7 @@ def compare_arrays(
     or float128 output travels as float32 or float64).
     """
     actual_dtype = actual_dtype or actual.dtype.name
-    base = {
+    base: dict[str, Any] = {  # the Comparison's fields every outcome below shares
         "expected_shape": list(expected.shape),
         "actual_shape": list(actual.shape),
         "expected_dtype": expected.dtype.name,
@@ -137,7 +139,7 @@ def compare_arrays(
     bad = ~close_enough(actual.reshape(-1), expected.reshape(-1), rtol=rtol, atol=atol)
     worst = _worst_indices(abs_err, bad)
     finite = np.isfinite(abs_err)
-    stats = {
+    stats: dict[str, Any] = {
         "n_elements": int(exp.size),
         "n_mismatched": int(bad.sum()),
         "max_abs_error": as_number(abs_err[finite].max()) if finite.any() else None,
@@ -236,7 +238,12 @@ def compare_leaf(actual: Tree, expected: np.ndarray, *, rtol: float, atol: float
     """One leaf: an array compared, or what came back instead of one."""
     if isinstance(actual, np.ndarray):
         return compare_arrays(actual, expected, rtol=rtol, atol=atol)
-    base = {"expected_shape": list(expected.shape), "expected_dtype": expected.dtype.name, "rtol": rtol, "atol": atol}
+    base: dict[str, Any] = {
+        "expected_shape": list(expected.shape),
+        "expected_dtype": expected.dtype.name,
+        "rtol": rtol,
+        "atol": atol,
+    }
     if isinstance(actual, tree.Opaque) and isinstance(actual.value, TooLargeValue):
         shape = tuple(actual.value.shape)
         message = f"the returned array is too large to compare: shape {shape}"
@@ -253,7 +260,9 @@ def _summed(compared: list[Comparison], notes: list[str], *, rtol: float, atol: 
             ok=True, kind="match", message="matches", expected_shape=[], expected_dtype="tree", rtol=rtol, atol=atol
         )
     failing = [c for c in compared if not c.ok]
-    lead = failing[0] if failing else compared[0]
+    # The case is labelled by its most telling failing leaf: wrong values before a dtype alone, so that a case
+    # whose statistics are wrong is never taken for one with right values in another dtype.
+    lead = next((c for c in failing if c.kind != Code.DTYPE_MISMATCH), failing[0]) if failing else compared[0]
     kept = [c if not c.ok else c.model_copy(update={"rows": [], "worst": []}) for c in compared]
     if failing:
         message = "; ".join(f"{c.path}: {c.message}" for c in failing[:3])

@@ -6,6 +6,7 @@ import os
 import platform
 import sys
 from importlib import metadata
+from typing import Literal
 
 from grader.report.schema import Environment
 from grader.sandbox.isolation import Isolation
@@ -14,6 +15,10 @@ PACKAGES = ("jax", "jaxlib", "flax", "numpy")
 # Distributions that add or change JAX backends; their presence changes where and how outputs are computed.
 PLUGIN_MARKERS = ("jax-cuda", "jax_cuda", "jax-rocm", "jax_rocm", "libtpu", "jax-metal", "jax_metal")
 SETTINGS_PREFIXES = ("JAX_", "XLA_", "CUDA_VISIBLE", "TPU_")
+
+# Where the expected outputs came from: the reference cache ("hit"), a run that filled it ("miss"), or a run
+# without a cache ("off").
+ReferenceCache = Literal["hit", "miss", "off"]
 
 
 def package_version(name: str) -> str | None:
@@ -42,7 +47,9 @@ def numeric_fingerprint() -> dict[str, str]:
     return found
 
 
-def describe_environment(*, backend: str | None, isolation: Isolation | None, reference_cache: str) -> Environment:
+def describe_environment(
+    *, backend: str | None, isolation: Isolation | None, reference_cache: ReferenceCache
+) -> Environment:
     return Environment(
         python=platform.python_version(),
         platform=f"{sys.platform}-{platform.machine()}",
@@ -50,6 +57,9 @@ def describe_environment(*, backend: str | None, isolation: Isolation | None, re
         backend=backend,
         isolation=isolation.level if isolation else "not run",
         isolation_detail=isolation.description if isolation else "the submission was not run",
-        reference_cache=reference_cache,  # type: ignore[arg-type]
-        **{name: package_version(name) for name in PACKAGES},
+        reference_cache=reference_cache,
+        jax=package_version("jax"),
+        jaxlib=package_version("jaxlib"),
+        flax=package_version("flax"),
+        numpy=package_version("numpy"),
     )

@@ -178,7 +178,7 @@ def _unusable(
         ok=False,
         kind=kind,
         message=message,
-        expected_shape=list(expected.shape),  # type: ignore[arg-type]
+        expected_shape=list(expected.shape),
         expected_dtype=expected.dtype.name,
         actual_type=type_name,
         rtol=rtol,

@@ -73,9 +73,16 @@ def needs_explaining(results: list[CaseResult]) -> bool:
 
 
 def variant_findings(
-    catalog: Catalog, observed: list[Observation], variant_outputs: dict[str, Tree], *, rtol: float, atol: float
+    catalog: Catalog,
+    observed: list[Observation],
+    actual: dict[str, Tree],
+    variant_outputs: dict[str, Tree],
+    *,
+    rtol: float,
+    atol: float,
 ) -> list[Finding]:
-    """Mistakes whose variant gives the submission's outputs, exactly, in every comparable case."""
+    """Mistakes whose variant gives the submission's outputs (``actual``, by case id), exactly, in every
+    comparable case."""
     comparable = [o for o in observed if o.actual is not None]
     wrong = [o.case_id for o in comparable if not o.passed]
     if len(comparable) < MIN_COMPARABLE or not wrong:
@@ -85,7 +92,7 @@ def variant_findings(
         for name in mistake.variants:
             outputs = [variant_outputs.get(f"{name}::{o.case_id}") for o in comparable]
             if all(
-                out is not None and _close(o.actual, out, rtol, atol)
+                out is not None and _close(actual.get(o.case_id), out, rtol, atol)
                 for o, out in zip(comparable, outputs, strict=True)
             ):
                 evidence = (
@@ -252,7 +259,7 @@ def explain(
     tol = exercise.spec.tolerance
     observed = observations(cases, results, actual, expected.outputs)
     notes = [] if variants.failure is None else [variants.failure]
-    findings = variant_findings(catalog, observed, variants.outputs, rtol=tol.rtol, atol=tol.atol)
+    findings = variant_findings(catalog, observed, actual, variants.outputs, rtol=tol.rtol, atol=tol.atol)
     if not findings:  # a variant matching every case leaves no room for another mistake
         try:
             findings = analysis_findings(exercise, observed, rtol=tol.rtol, atol=tol.atol)

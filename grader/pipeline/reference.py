@@ -3,6 +3,7 @@
 A cached entry is keyed by everything the outputs depend on: the exercise spec, the reference's source,
 every case's arguments, the versions of Python, jax, jaxlib, flax, numpy and any backend plugin, and
 the JAX/XLA settings in the environment. Changing any of them misses the cache and runs the reference.
+A learner pack has no reference: its stored outputs (``stored.py``) stand in for both runs.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from pydantic import BaseModel, ValidationError
 from grader.errors import ReferenceSolutionError, SandboxError
 from grader.exercise.cases import Case, cases_fingerprint
 from grader.exercise.catalog import Catalog
+from grader.exercise.pack import Stamp
 from grader.exercise.spec import Exercise
-from grader.pipeline.environment import numeric_fingerprint
+from grader.pipeline.environment import ReferenceCache, numeric_fingerprint
+from grader.pipeline.stored import load_stored, stored_trees
 from grader.pipeline.tree import Opaque, Tree, decode, leaves, path_text
 from grader.sandbox.isolation import Isolation
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
-from grader.sandbox.protocol import ArrayValue, TreeValue, WireValue
+from grader.sandbox.protocol import ArrayValue, TreeValue, WireValue, encode_arg
 
 CACHE_FORMAT = 2  # 2: outputs as trees
 # The reference and its variants are the grader's own code: a plain process, free to write the caches.
@@ -74,7 +77,8 @@ class _CacheEntry(BaseModel):
 class Expected:
     outputs: dict[str, Tree]  # an array per call, or a tree of arrays
     backend: str | None
-    cache: str  # "hit", "miss" or "off"
+    cache: ReferenceCache
+    stamp: Stamp | None = None  # a learner pack's: the versions its stored outputs were computed with
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,15 @@ class TrustedProgram:
     kind: str  # names the cache folder: "reference" or "variants"
     path: Path
     entry_point: str
+
+
+def wire_cases(exercise: Exercise, cases: list[Case]) -> list[dict]:
+    """The cases as a child's job (and the trusted runs) take them: each argument encoded."""
+    params = exercise.spec.entry_point.parameters
+    return [
+        {"id": c.id, "args": [encode_arg(v, array_type=p.array_type) for p, v in zip(params, c.args, strict=True)]}
+        for c in cases
+    ]
 
 
 def reference_program(exercise: Exercise) -> TrustedProgram:
@@ -219,11 +232,16 @@ def run_reference(
     cancel: threading.Event | None = None,
     runner: TrustedRunner | None = None,
 ) -> Expected:
-    """The expected output of every case."""
-    program = reference_program(exercise)
-    expected = run_trusted(
-        exercise, program, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel, runner=runner
-    )
+    """The expected output of every case: a learner pack's stored outputs, else the reference's."""
+    if exercise.expected_path is not None:
+        stored = load_stored(exercise, cases)
+        outputs = stored_trees(exercise, stored.outputs, [case.id for case in cases], "outputs")
+        expected = Expected(outputs, stored.stamp.backend, "hit", stored.stamp)
+    else:
+        program = reference_program(exercise)
+        expected = run_trusted(
+            exercise, program, cases, wire_cases, env=env, cache_dir=cache_dir, cancel=cancel, runner=runner
+        )
     problems = [
         f"case {case.id!r}: {problem}" for case in cases for problem in returns_problems(exercise, case, expected)
     ]
@@ -315,10 +333,14 @@ def run_variants(
     cancel: threading.Event | None = None,
     runner: TrustedRunner | None = None,
 ) -> VariantOutputs:
-    """The catalog's variants run on the grading's cases. Their failure (a fault of the exercise, never the
-    learner's) is kept as a note rather than raised, unless the grading was cancelled."""
+    """The catalog's variants run on the grading's cases (a learner pack's: stored). Their failure (a fault
+    of the exercise, never the learner's) is kept as a note rather than raised, unless the grading was
+    cancelled; stored outputs that do not hold them are a fault of the pack (``SpecError``)."""
     path = exercise.catalog_file(exercise.catalog.variants)
     calls = variant_calls(exercise.catalog, wire_cases)
+    if exercise.expected_path is not None and calls:
+        stored = load_stored(exercise, cases)
+        return VariantOutputs(stored_trees(exercise, stored.variants, [call["id"] for call in calls], "variants"))
     if path is None or not calls:
         return VariantOutputs({})
     program = TrustedProgram("variants", path, calls[0]["entry"])

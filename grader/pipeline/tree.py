@@ -131,5 +131,10 @@ def _merge(found: tuple[list[str], list[str]], problems: list[str], notes: list[
 def at(tree: Tree, path: Path) -> Tree:
     """The subtree at ``path`` (which ``differences`` found present)."""
     for key in path:
-        tree = tree[key]  # type: ignore[index]
+        if isinstance(tree, dict) and isinstance(key, str):
+            tree = tree[key]
+            continue
+        if not (isinstance(tree, (tuple, list)) and isinstance(key, int)):
+            raise KeyError(f"no {path_text(path)} in {describe(tree)}")
+        tree = tree[key]
     return tree

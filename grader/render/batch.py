@@ -18,9 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from grader.render.style import look
 from grader.report.schema import BatchEntry, BatchReport
 
-STYLES = {"passed": "green", "failed": "red", "error": "yellow", "skipped": "magenta", "fault": "bold magenta"}
 GRADEBOOK_COLUMNS = (
     "submission",
     "exercise",
@@ -39,6 +39,12 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 ELLIPSIS = "…"
 PATH_MIN = 16  # a path is not shortened below this many cells while something else on its line can give way
 TAIL_MIN = 24  # nor the message after it, while the path can give way
+
+
+def _status(entry: BatchEntry, *, width: int = 0) -> Text:
+    """The entry's status as its word, in its colour (padded to ``width``)."""
+    status = look(entry.status)
+    return Text(f"{status.word:{width}}", style=status.colour)
 
 
 def _score(entry: BatchEntry) -> str:
@@ -71,7 +77,7 @@ def _line(entry: BatchEntry, done: int, total: int, width: int, note: str = "") 
     middle, then a message (of a submission not graded) cut at its end, when the line would be longer; the
     diagnosis code and the note stay whole."""
     head = Text(f"[{done}/{total}] ")
-    head.append(f"{entry.status:7}", style=STYLES.get(entry.status, ""))
+    head.append_text(_status(entry, width=7))
     head.append(f" {_score(entry):>7} {entry.duration_s:6.1f}s  ")
     message = Text(f"  {entry.message}" if entry.report is None and not entry.diagnosis else "", style="dim")
     kept = Text(f"  {entry.diagnosis}" if entry.diagnosis else "", style="dim")
@@ -88,6 +94,16 @@ def _line(entry: BatchEntry, done: int, total: int, width: int, note: str = "") 
         return line
     kept.truncate(room, overflow="ellipsis")
     return line + kept
+
+
+class _ProgressLine:
+    """A finished submission's line, laid out for the width the console gives it (see ``_line``)."""
+
+    def __init__(self, entry: BatchEntry, done: int, total: int, note: str) -> None:
+        self.entry, self.done, self.total, self.note = entry, done, total, note
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield _line(self.entry, self.done, self.total, options.max_width, self.note)
 
 
 class _PathCell:
@@ -142,7 +158,7 @@ class BatchProgress:
             again = entry.path in self._seen  # graded again on its own (see grade_batch)
             self._seen.add(entry.path)
             note = "graded again on its own" if again else "kept from the earlier run" if entry.resumed else ""
-            line = _line(entry, len(self._seen), self.total, self.console.width, note)
+            line = _ProgressLine(entry, len(self._seen), self.total, note)
             self.console.print(line, no_wrap=True, overflow="ellipsis", crop=True)  # above the bar, if live
             if self._progress is not None and self._task is not None:
                 self._progress.update(self._task, completed=len(self._seen))
@@ -162,7 +178,7 @@ def summary_table(batch: BatchReport) -> Table:
         diagnosis = entry.diagnosis or ("" if entry.report is not None else entry.message)
         table.add_row(
             _PathCell(entry.path),
-            Text(entry.status, style=STYLES.get(entry.status, "")),
+            _status(entry),
             _score(entry),
             Text(diagnosis),
             f"{entry.duration_s:.1f}s",
@@ -239,12 +255,11 @@ def render_batch_summary(batch: BatchReport) -> str:
     messages come from submissions: they render as literal text (see ``grader.render.github``)."""
     from grader.render.github import markdown_code, markdown_text  # here: the rest of this file needs no Markdown
 
-    mark = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️", "fault": "💥"}
     out = [f"### Batch: {markdown_text(totals_line(batch))}", "", "| submission | status | score | main diagnosis |"]
     out.append("|---|---|---|---|")
     for entry in batch.submissions:
         diagnosis = entry.diagnosis or ("" if entry.report is not None else entry.message)
-        status = f"{mark.get(entry.status, '')} {entry.status}"
+        status = look(entry.status).marked
         path = markdown_code(entry.path, in_table=True)
         out.append(f"| {path} | {status} | {_score(entry)} | {markdown_text(diagnosis)} |")
     return "\n".join(out) + "\n"

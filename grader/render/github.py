@@ -13,7 +13,8 @@ import os
 import re
 from pathlib import Path
 
-from grader.report.schema import Report
+from grader.render.style import look
+from grader.report.schema import BatchReport, Report
 
 
 def _data(text: str) -> str:
@@ -45,7 +46,7 @@ def render_annotations(report: Report, *, root: Path | None = None) -> str:
     for diagnosis in report.diagnoses:
         title = _property(f"{diagnosis.code}: {report.exercise.id}")
         text = diagnosis.message + (f" Hint: {diagnosis.hint}" if diagnosis.hint else "")
-        targets = [line.line for line in diagnosis.lines] or [None]
+        targets: list[int | None] = [line.line for line in diagnosis.lines] or [None]
         for line in targets:
             where = f"file={path}" + (f",line={line}" if line else "")
             lines.append(f"::{level} {where},title={title}::{_data(text)}")
@@ -57,6 +58,16 @@ def render_ungraded(path: str, status: str, message: str, *, root: Path | None =
     """The annotation of a batch's submission that has no report (skipped, or a fault of the grader)."""
     where = _property(_relative(path, root))
     return f"::error file={where},title={_property('grader: ' + status)}::{_data(message)}\n"
+
+
+def render_batch_annotations(batch: BatchReport, *, root: Path | None = None) -> str:
+    """A batch's annotations: each submission's, or, for one without a report, why it has none."""
+    return "".join(
+        render_annotations(entry.report, root=root)
+        if entry.report
+        else render_ungraded(entry.path, entry.status, entry.message, root=root)
+        for entry in batch.submissions
+    )
 
 
 # What Markdown (CommonMark, and GitHub's tables, strikethrough, autolinks, math, mentions) or HTML could
@@ -83,18 +94,17 @@ def markdown_code(text: str, *, in_table: bool = False) -> str:
 
 
 def render_summary(report: Report) -> str:
-    mark = {"passed": "✅", "failed": "❌", "error": "⚠️", "skipped": "⏭️"}
+    verdict = look(report.status)
     out = [
-        f"### {mark.get(report.status, '')} {markdown_text(report.exercise.id)}: "
-        f"{markdown_code(report.submission.path)}",
+        f"### {verdict.emoji} {markdown_text(report.exercise.id)}: {markdown_code(report.submission.path)}",
         "",
-        f"**{report.status}** — score {report.score:g} / {report.max_score:g}. {markdown_text(report.message)}",
+        f"**{verdict.word}** — score {report.score:g} / {report.max_score:g}. {markdown_text(report.message)}",
         "",
     ]
     for diagnosis in report.diagnoses:
         out.append(f"- **{markdown_text(diagnosis.code)}**: {markdown_text(diagnosis.message)}")
     out += ["", "| case | status | detail |", "|---|---|---|"]
     for case in report.cases:
-        status = f"{mark.get(case.status, '')} {case.status}"
+        status = look(case.status).marked
         out.append(f"| {markdown_text(case.id)} | {status} | {markdown_text(case.message)} |")
     return "\n".join(out) + "\n"

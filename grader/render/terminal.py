@@ -1,7 +1,9 @@
-"""The report for people: a rich rendering of a finished ``Report``. It reads the report and nothing else."""
+"""The report for people: a rich renderable built from a finished ``Report`` (``ReportView``). It reads the
+report and nothing else; the Console it is printed on decides the width and whether there is colour."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TextIO
 
 from rich import box
@@ -12,10 +14,10 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from grader.render.style import DIAGNOSIS, EXPECTED, HINT, LOOKS, WRONG, look
+from grader.report.codes import info
 from grader.report.schema import CapturedOutput, CaseResult, Comparison, Diagnosis, ElementRow, Number, Report
 
-STATUS_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold magenta", "skipped": "dim"}
-STATUS_MARK = {"passed": "✓", "failed": "✗", "error": "!", "skipped": "-"}
 MAX_DETAILED = 4
 MAX_OUTPUT_LINES = 12
 
@@ -62,7 +64,7 @@ def _code_lines(diagnosis: Diagnosis) -> list[RenderableType]:
             gutter = f"{line.line:>4} "
             parts.append(
                 Text.assemble(
-                    (gutter, "dim"), line.text, "\n", " " * (len(gutter) + line.column - 1), ("^", "bold red")
+                    (gutter, "dim"), line.text, "\n", " " * (len(gutter) + line.column - 1), ("^", f"bold {WRONG}")
                 )
             )
         else:
@@ -75,14 +77,14 @@ def _code_lines(diagnosis: Diagnosis) -> list[RenderableType]:
 def _diagnosis(diagnosis: Diagnosis, source_path: str) -> Panel:
     parts: list[RenderableType] = [Text(diagnosis.message), *_code_lines(diagnosis)]
     if diagnosis.hint:
-        parts.append(Text.assemble(("hint: ", "bold cyan"), diagnosis.hint))
+        parts.append(Text.assemble(("hint: ", HINT), diagnosis.hint))
     if diagnosis.evidence:
         parts.append(Text.assemble(("evidence: ", "dim"), (diagnosis.evidence, "dim")))
     return Panel(
         Group(*parts),
-        title=f"[bold yellow]{escape(diagnosis.code)}[/]",
+        title=Text.assemble((diagnosis.code, f"bold {DIAGNOSIS}")),
         title_align="left",
-        border_style="yellow",
+        border_style=DIAGNOSIS,
         subtitle=escape(source_path) if diagnosis.lines else None,
         subtitle_align="right",
     )
@@ -117,10 +119,12 @@ class CaseTable:
     """The case table, laid out for the width it gets: the inputs column only where there is room for it
     beside the others, and the detail column no wider than what is left, so that on a narrow terminal
     (60 columns) the mark and the status stay and a long detail is shortened with an ellipsis, never cut
-    off at the edge (rich would otherwise shrink every column, the one-cell mark to nothing)."""
+    off at the edge (rich would otherwise shrink every column, the one-cell mark to nothing). Narrower still
+    (40 columns), the detail column goes (each failed case's panel below tells it) and the case ids stay whole."""
 
     MIN_INPUTS = 16
-    MIN_DETAIL = 22
+    MIN_DETAIL = 22  # the detail's width before the inputs get a column
+    SHOWN_DETAIL = 10  # the narrowest detail column shown
     GAP = 3  # a cell's padding either side of the column divider
 
     def __init__(self, cases: list[CaseResult]) -> None:
@@ -131,27 +135,28 @@ class CaseTable:
         fixed = 1 + longest_id + len("skipped") + 3 * self.GAP  # mark, case, status and the gaps between
         inputs = options.max_width >= fixed + self.MIN_DETAIL + self.GAP + self.MIN_INPUTS
         room = options.max_width - fixed - (self.GAP + self.MIN_INPUTS if inputs else 0)
-        yield _case_table(self.cases, inputs=inputs, detail_width=max(room, 10))
+        yield _case_table(self.cases, inputs=inputs, detail_width=room if room >= self.SHOWN_DETAIL else None)
 
 
-def _case_table(cases: list[CaseResult], *, inputs: bool = True, detail_width: int | None = None) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
+def _case_table(cases: list[CaseResult], *, inputs: bool, detail_width: int | None) -> Table:
+    """The table; without the detail column when ``detail_width`` is None."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=detail_width is not None)
     table.add_column("", width=1, min_width=1, no_wrap=True)
     longest_id = max(len(c.id) for c in cases)
     table.add_column("case", style="bold", no_wrap=True, overflow="ellipsis", min_width=min(longest_id, 12))
     if inputs:
         table.add_column("inputs", overflow="ellipsis", no_wrap=True, ratio=1)
     table.add_column("status", no_wrap=True, min_width=7, max_width=7)
-    table.add_column("detail", overflow="ellipsis", no_wrap=True, min_width=10, max_width=detail_width)
+    if detail_width is not None:
+        table.add_column("detail", overflow="ellipsis", no_wrap=True, min_width=10, max_width=detail_width)
     for case in cases:
-        style = STATUS_STYLE[case.status]
-        shown = ", ".join(f"{k}={v}" for k, v in case.inputs.items())
+        shown, status = ", ".join(f"{k}={v}" for k, v in case.inputs.items()), look(case.status)
         table.add_row(
-            Text(STATUS_MARK[case.status], style=style),
+            Text(status.symbol, style=status.strong),
             case.id,
             *([Text(shown, style="dim")] if inputs else []),
-            Text(case.status, style=style),
-            Text(_short_detail(case)),
+            Text(status.word, style=status.strong),
+            *([Text(_short_detail(case))] if detail_width is not None else []),
         )
     return table
 
@@ -175,9 +180,9 @@ def _row_cells(row: ElementRow) -> tuple[Text, Text, Text, Text]:
     bad = not row.ok
     return (
         Text(str(row.index), style="bold" if bad else "dim"),
-        Text(_number(row.expected), style="green" if bad else ""),
-        Text(_number(row.actual), style="bold red" if bad else ""),
-        Text(_number(row.abs_error) if bad else "", style="red"),
+        Text(_number(row.expected), style=EXPECTED if bad else ""),
+        Text(_number(row.actual), style=f"bold {WRONG}" if bad else ""),
+        Text(_number(row.abs_error) if bad else "", style=WRONG),
     )
 
 
@@ -222,56 +227,68 @@ def _case_detail(case: CaseResult) -> RenderableType:
     captured = _captured(case.output, "printed during this case")
     if captured is not None:
         parts.append(captured)
-    title = Text.assemble(
-        (f"{STATUS_MARK[case.status]} {case.id}", STATUS_STYLE[case.status]), (f"  {case.title}", "dim")
-    )
-    return Panel(Group(*parts), title=title, title_align="left", border_style=STATUS_STYLE[case.status].split()[-1])
+    status = look(case.status)
+    title = Text.assemble((f"{status.symbol} {case.id}", status.strong), (f"  {case.title}", "dim"))
+    return Panel(Group(*parts), title=title, title_align="left", border_style=status.colour)
 
 
 def _summary(report: Report) -> Text:
-    style = STATUS_STYLE[report.status]
+    status = look(report.status)
     passed = sum(c.status == "passed" for c in report.cases)
     return Text.assemble(
-        (f" {report.status.upper()} ", f"reverse {style}"),
+        (f" {status.word.upper()} ", f"reverse {status.strong}"),
         f"  {passed}/{len(report.cases)} cases · score {report.score:g}/{report.max_score:g}"
         f" · {report.duration_s:.1f} s\n",
-        (report.message, style),
+        (report.message, status.strong),
     )
 
 
-def render_report(report: Report, console: Console) -> None:
-    """Prints the report: header, diagnoses first, the cases, details of what failed, the summary."""
-    console.print(_header(report))
-    if report.diagnoses:
-        console.print(Text("What to fix", style="bold underline"))
-        for diagnosis in report.diagnoses:
-            console.print(_diagnosis(diagnosis, report.submission.path))
-    imported = _captured(report.output, "printed while the file was imported")
-    if imported is not None:
-        console.print(imported)
-    not_attempted = bool(report.diagnoses) and report.diagnoses[0].code == "not-attempted"
+class ReportView:
+    """The report as a rich renderable: the header, the diagnoses first, the cases, the details of what
+    failed, the notes, the summary. It only builds renderables; the Console it is printed on lays them out
+    for its width, with colour or without."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        report = self.report
+        yield _header(report)
+        if report.diagnoses:
+            yield Text("What to fix", style="bold underline")
+            yield from (_diagnosis(diagnosis, report.submission.path) for diagnosis in report.diagnoses)
+        imported = _captured(report.output, "printed while the file was imported")
+        if imported is not None:
+            yield imported
+        lead = info(report.diagnoses[0].code) if report.diagnoses else None  # None: a catalog's code
+        yield from _cases(report, not_attempted=lead is not None and not lead.case_detail)
+        yield from (Text(f"note: {note}", style="dim") for note in report.notes)
+        yield _summary(report)
+
+
+def _cases(report: Report, *, not_attempted: bool) -> Iterator[RenderableType]:
+    """The case table (or why there is none), then the details of the first few cases that failed."""
     if not_attempted:
-        console.print(Text(f"{len(report.cases)} cases are waiting for your solution.", style="dim"))
-    elif report.cases and all(c.status == "skipped" for c in report.cases):
-        console.print(
-            Text(f"{len(report.cases)} cases not run: {report.cases[0].message.removeprefix('not run: ')}", style="dim")
-        )
+        yield Text(f"{len(report.cases)} cases are waiting for your solution.", style="dim")
+        return
+    if report.cases and all(c.status == "skipped" for c in report.cases):
+        reason = report.cases[0].message.removeprefix("not run: ")
+        yield Text(f"{len(report.cases)} cases not run: {reason}", style="dim")
     elif report.cases:
-        console.print(CaseTable(report.cases))
-    failing = [] if not_attempted else [c for c in report.cases if c.status in ("failed", "error")]
-    for case in failing[:MAX_DETAILED]:
-        console.print(_case_detail(case))
+        yield CaseTable(report.cases)
+    failing = [c for c in report.cases if c.status in ("failed", "error")]
+    yield from (_case_detail(case) for case in failing[:MAX_DETAILED])
     if len(failing) > MAX_DETAILED:
-        console.print(
-            Text(
-                f"… and {len(failing) - MAX_DETAILED} more failing cases (see the table above, "
-                "or --format json for all details)",
-                style="dim",
-            )
+        yield Text(
+            f"… and {len(failing) - MAX_DETAILED} more failing cases (see the table above, "
+            "or --format json for all details)",
+            style="dim",
         )
-    for note in report.notes:
-        console.print(Text(f"note: {note}", style="dim"))
-    console.print(_summary(report))
+
+
+def render_report(report: Report, console: Console) -> None:
+    """Prints the report on ``console`` (``ReportView``)."""
+    console.print(ReportView(report))
 
 
 def make_console(*, color: bool | None = None, file: TextIO | None = None, width: int | None = None) -> Console:
@@ -314,8 +331,7 @@ def make_console(*, color: bool | None = None, file: TextIO | None = None, width
 # the columns, laid out before this substitution, stay aligned.
 ASCII_SYMBOLS = str.maketrans(
     {
-        "✓": "+",
-        "✗": "x",
+        **{status.symbol: status.ascii for status in LOOKS.values()},
         "·": "-",
         "…": "~",
         "≠": "!=",
@@ -327,7 +343,7 @@ ASCII_SYMBOLS = str.maketrans(
         "\ufe0f": "",
     }
 )
-ASCII_SYMBOLS_PROBE = "✓✗·…≠⋮"
+ASCII_SYMBOLS_PROBE = "".join(status.symbol for status in LOOKS.values() if not status.symbol.isascii()) + "·…≠⋮"
 
 
 def _encodes(stream: object, text: str) -> bool:

@@ -135,7 +135,8 @@ class Comparison(_Model):
     )
 
     def lead_leaf(self) -> Comparison:
-        """The comparison whose numbers and rows a report shows: for a tree, its first failing leaf's."""
+        """The comparison whose numbers and rows a report shows: for a tree, its lead leaf (the first failing
+        leaf whose values are wrong, else the first failing one)."""
         return next((leaf for leaf in self.leaves if leaf.path == self.path), self)
 
 

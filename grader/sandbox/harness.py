@@ -101,7 +101,7 @@ def _describe_error(exc: BaseException) -> dict:
                 "code": (summary.line or "")[:MAX_TEXT],
             }
         )
-    error = {
+    error: dict[str, object] = {
         "type": _type_name(exc),
         "message": _safe_text(lambda: str(exc)),
         "frames": frames,
@@ -151,8 +151,8 @@ class _Capture:
 
     def collected(self) -> dict:
         streams = {name: self._read(self._files[fd]) for name, fd in (("stdout", 1), ("stderr", 2))}
-        streams["output_limit"] = any(s["size"] >= self.file_limit for s in streams.values())
-        return streams
+        output_limit = any(s["size"] >= self.file_limit for s in streams.values())
+        return {**streams, "output_limit": output_limit}
 
     def _read(self, file_fd: int) -> dict:
         size = os.fstat(file_fd).st_size
@@ -167,7 +167,8 @@ class _Capture:
 def _flush_std() -> None:
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         with contextlib.suppress(BaseException):  # a replaced stream may be anything
-            stream.flush()
+            if stream is not None:  # sys.__stdout__ and sys.__stderr__ are None without a console
+                stream.flush()
 
 
 def _strip_sys_path(hidden: list[str]) -> None:
@@ -380,10 +381,12 @@ def _encode_tree(value: object, max_elements: int, *, depth: int, budget: list[i
         keys = [str(key)[:MAX_TEXT] for key in itertools.islice(iter(value.keys()), MAX_TREE_LEAVES + 1)]
         children = [value[key] for key in keys]
         node = "dict"
-    else:
+    elif isinstance(value, (tuple, list)):
         children = list(itertools.islice(iter(value), MAX_TREE_LEAVES + 1))
         keys = None
         node = "list" if isinstance(value, list) else "tuple"
+    else:  # not reached: callers check _is_tree first
+        raise TypeError(f"not a tree: {_type_name(value)}")
     items = []
     for child in children:
         if _is_tree(child):
@@ -576,7 +579,7 @@ def main(argv: list[str]) -> None:
     capture.watchdog_s = _watchdog(job.get("import_timeout_s"))
 
     entry = module = None
-    imported = {"type": "imported", "error": None, "names": [], "entry_point_found": False}
+    imported: dict[str, object] = {"type": "imported", "error": None, "names": [], "entry_point_found": False}
     with capture:
         try:
             module = _import_submission(job)
@@ -589,7 +592,7 @@ def main(argv: list[str]) -> None:
     _send(out, imported)
 
     capture.watchdog_s = _watchdog(job.get("case_timeout_s"))
-    if imported["entry_point_found"]:
+    if module is not None and imported["entry_point_found"]:
         for case in job["cases"]:
             _send(out, _run_case(case, module, entry, capture, int(job["max_output_elements"])))
     _send(out, {"type": "done"})

@@ -369,9 +369,9 @@ def environment_paths() -> list[Path]:
         if entry and os.path.isdir(entry):
             paths.add(Path(entry).resolve())
     # Keep only the outermost folders, and none that the system mounts already cover.
-    kept = []
+    kept: list[Path] = []
     for path in sorted(paths, key=lambda p: len(p.parts)):
-        if any(path.is_relative_to(d) for d in (*SYSTEM_DIRS, *kept)):
+        if any(path.is_relative_to(d) for d in SYSTEM_DIRS) or any(path.is_relative_to(d) for d in kept):
             continue
         kept.append(path)
     return kept

@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from grader.errors import SandboxError
 from grader.sandbox.isolation import (
@@ -62,6 +63,12 @@ CHANNEL_BYTES = 256 * 1024 * 1024
 # Environment variables a child inherits: locale and the ones that choose JAX's backend and devices.
 INHERITED_PREFIXES = ("JAX_", "XLA_", "CUDA_", "NVIDIA_", "TPU_", "ROCR_", "HIP_")
 INHERITED_NAMES = ("LANG", "LC_ALL", "LD_LIBRARY_PATH", "PATH")
+
+
+class Cancel(Protocol):
+    """What stops a run early once set: a ``threading.Event``, or anything else that can say it is set."""
+
+    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class _Supervisor:
         channel: int,
         job: ChildJob,
         limits: ChildLimits,
-        cancel: threading.Event | None,
+        cancel: Cancel | None,
         sandbox_init: int | None = None,
     ) -> None:
         self.proc = proc
@@ -496,7 +503,7 @@ def run_child(
     limits: ChildLimits,
     *,
     isolation: Isolation | None = None,
-    cancel: threading.Event | None = None,
+    cancel: Cancel | None = None,
     spawned: SpawnedChild | None = None,
 ) -> ChildRun:
     """Runs the harness on ``job`` in a fresh, isolated child process and returns what it reported.
