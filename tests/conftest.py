@@ -8,11 +8,13 @@ import os
 import resource
 import shutil
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from grader.pipeline.batch import BatchEvents, grade_batch
 from grader.pipeline.grading import GradeOptions, grade_file
 from grader.report.schema import Report
 
@@ -152,3 +154,21 @@ def _tasks_of(uid: int) -> int:
                 if entry.stat().st_uid == uid:
                     count += len(os.listdir(f"/proc/{entry.name}/task"))
     return count
+
+
+def grade_as_batch(paths: list[Path], options: GradeOptions, exercise_id: str | None = None) -> dict[Path, Report]:
+    """Grades the files as one batch (two at a time on two cores) and returns each one's full report; every
+    file must get one."""
+    reports: dict[Path, Report] = {}
+    lock = threading.Lock()
+
+    def keep(path: Path, report: Report) -> None:
+        with lock:
+            reports[path] = report
+
+    events = BatchEvents(save=keep)
+    batch = grade_batch(paths, exercise_id=exercise_id, options=options, events=events)
+    assert events.failures == []
+    missing = [str(p) for p in paths if p not in reports]
+    assert missing == [], f"no report for {missing}: {[(e.path, e.status, e.message) for e in batch.submissions]}"
+    return reports

@@ -8,15 +8,14 @@ are graded together, as one batch, the first time one of them is asked for.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 
 from grader.exercise.spec import Exercise, discover_exercises
-from grader.pipeline.batch import BatchEvents, grade_batch
 from grader.pipeline.grading import GradeOptions
 from grader.report.schema import Report
+from tests.conftest import grade_as_batch
 
 EXERCISES = discover_exercises()
 REFERENCE = "reference"
@@ -40,7 +39,6 @@ class _Graded:
     def __init__(self, cache_dir: Path, folder: Path) -> None:
         self._cache_dir, self._folder = cache_dir, folder
         self._reports: dict[str, dict[str, Report]] = {}
-        self._lock = threading.Lock()
 
     def report(self, exercise_id: str, name: str) -> Report:
         if exercise_id not in self._reports:
@@ -58,16 +56,7 @@ class _Graded:
             files[variant] = folder / f"{variant}.py"
             text = variants_file.read_text(encoding="utf-8")
             files[variant].write_text(f"{text}\n\n{exercise.spec.entry_point.name} = {variant}\n", encoding="utf-8")
-        by_path: dict[Path, Report] = {}
-
-        def keep(path: Path, report: Report) -> None:
-            with self._lock:
-                by_path[path] = report
-
-        events = BatchEvents(save=keep)
-        options = GradeOptions(cache_dir=self._cache_dir)
-        grade_batch(list(files.values()), exercise_id=exercise.id, options=options, events=events)
-        assert events.failures == []
+        by_path = grade_as_batch(list(files.values()), GradeOptions(cache_dir=self._cache_dir), exercise.id)
         return {name: by_path[path] for name, path in files.items()}
 
 

@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -27,11 +26,10 @@ from grader.exercise.pack import PACK_FILES, Stamp, catalog_toml, spec_toml, sta
 from grader.exercise.spec import SPEC_FILE, ExerciseSpec, discover_exercises, load_exercise
 from grader.learner.notebook import check
 from grader.pipeline import stored
-from grader.pipeline.batch import BatchEvents, grade_batch
 from grader.pipeline.grading import GradeOptions, grade_file, trusted_env
 from grader.pipeline.release import release
 from grader.report.schema import Report
-from tests.conftest import FIXTURES, ROOT, SUBMISSIONS, TOY_EXERCISES, cli_env, copy_toy_exercise
+from tests.conftest import FIXTURES, ROOT, SUBMISSIONS, TOY_EXERCISES, cli_env, copy_toy_exercise, grade_as_batch
 
 BUNDLED_ROOT = ROOT / "exercises"
 BUNDLED = sorted(discover_exercises([BUNDLED_ROOT]))
@@ -174,18 +172,7 @@ def _visible_only(exercise_id: str, target: Path) -> Path:
 
 
 def _batch(paths: list[Path], root: Path, cache_dir: Path) -> dict[Path, Report]:
-    reports: dict[Path, Report] = {}
-    lock = threading.Lock()
-
-    def keep(path: Path, report: Report) -> None:
-        with lock:
-            reports[path] = report
-
-    events = BatchEvents(save=keep)
-    batch = grade_batch(paths, options=GradeOptions(cache_dir=cache_dir, exercise_roots=[root]), events=events)
-    assert events.failures == []
-    assert sorted(reports) == sorted(paths), [(e.path, e.status, e.message) for e in batch.submissions]
-    return reports
+    return grade_as_batch(paths, GradeOptions(cache_dir=cache_dir, exercise_roots=[root]))
 
 
 def test_a_pack_grades_every_submission_as_the_full_exercise_does(

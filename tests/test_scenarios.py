@@ -9,17 +9,15 @@ scenarios of one exercise are graded together, as a batch (two at a time), the f
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
 
 from grader.exercise.cases import build_cases
 from grader.exercise.spec import discover_exercises
-from grader.pipeline.batch import BatchEvents, grade_batch
 from grader.pipeline.grading import GradeOptions
 from grader.report.schema import Report
-from tests.conftest import ROOT
+from tests.conftest import ROOT, grade_as_batch
 
 SCENARIO_ROOT = Path(__file__).parent / "scenarios"
 SCENARIOS = sorted(SCENARIO_ROOT.glob("*/*/expected.json"))
@@ -53,7 +51,6 @@ class _Graded:
     def __init__(self, cache_dir: Path) -> None:
         self._cache_dir = cache_dir
         self._reports: dict[str, dict[Path, Report]] = {}
-        self._lock = threading.Lock()
 
     def report(self, expected: Path) -> Report:
         exercise = expected.parent.parent.name
@@ -63,19 +60,7 @@ class _Graded:
 
     def _grade(self, exercise: str) -> dict[Path, Report]:
         paths = list(dict.fromkeys(_submission(e) for e in SCENARIOS if e.parent.parent.name == exercise))
-        reports: dict[Path, Report] = {}
-
-        def keep(path: Path, report: Report) -> None:
-            with self._lock:
-                reports[path] = report
-
-        events = BatchEvents(save=keep)
-        options = GradeOptions(cache_dir=self._cache_dir)
-        batch = grade_batch(paths, exercise_id=exercise, options=options, events=events)
-        assert events.failures == []
-        missing = [str(p) for p in paths if p not in reports]
-        assert missing == [], f"no report for {missing}: {[(e.path, e.status, e.message) for e in batch.submissions]}"
-        return reports
+        return grade_as_batch(paths, GradeOptions(cache_dir=self._cache_dir), exercise)
 
 
 @pytest.fixture(scope="session")
