@@ -6,12 +6,15 @@ own as a class's repositories would be) are graded:
 - baseline: one fresh ``pytest`` process per submission, one after another, importing the submission and
   the reference in-process and comparing them on the same cases (``benchmarks/baseline/``);
 - ``grader grade FOLDER`` as one batch, with the caches it keeps between runs filled (an earlier batch,
-  untimed, filled them), and again with an empty cache each time (``cold``).
+  untimed, filled them), and again with an empty cache each time (``cold``);
+- the same batch at ``--isolation process``, its children forked from a fork server (the default there)
+  and each started fresh (``GRADER_FORK_SERVER=0``).
 
 Interleaved round by round in one run, so that machine noise falls on every variant alike. Reported: the
 wall time of each, the ratio baseline / batch, and the peak memory of the whole process tree (the sum of
-the resident sizes of every process under the command, sampled every 50 ms). The verdicts of the two are
-checked to agree (pass or not, per submission). Usage:
+the proportional set sizes of every process under the command, sampled every 50 ms: a page several
+processes share counts once in all). The verdicts of each batch and the baseline are checked to agree
+(pass or not, per submission). Usage:
 
     python benchmarks/batch_throughput.py [--rounds 2] [--count 40] [--jobs N]
 """
@@ -37,8 +40,22 @@ REFERENCE = ROOT / "reference" / "train_eval_dropout.py"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+def _proportional_size(pid: str) -> int:
+    """A process's proportional set size (PSS): its resident memory, each page shared with others (a fork
+    server's children share its pages) counted as its share. The resident size where PSS is not readable."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+            for line in rollup:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    with open(f"/proc/{pid}/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * PAGE
+
+
 class TreeMemory:
-    """Samples the summed resident memory of a process and all its descendants; keeps the peak."""
+    """Samples the summed memory (PSS) of a process and all its descendants; keeps the peak."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -60,8 +77,7 @@ class TreeMemory:
             try:
                 with open(f"/proc/{entry}/stat", "rb") as stat:
                     fields = stat.read().rsplit(b")", 1)[1].split()
-                with open(f"/proc/{entry}/statm", "rb") as statm:
-                    resident = int(statm.read().split()[1]) * PAGE
+                resident = _proportional_size(entry)
             except (OSError, IndexError, ValueError):
                 continue
             parents[int(entry)] = int(fields[1])
@@ -162,20 +178,28 @@ def main() -> None:
             batch += ["--jobs", str(args.jobs)]
         run(batch, env, {0, 1})  # untimed: fills the caches a course's machine keeps between batches
 
-        times: dict[str, list[float]] = {"baseline": [], "batch": [], "batch (cold cache)": []}
+        # The batch at the process level, its children forked from a server (the default there) or each
+        # started fresh: what the fork server saves.
+        warm = {
+            "batch": (batch, env),
+            "batch, process, forked": ([*batch, "--isolation", "process"], env),
+            "batch, process, fresh": ([*batch, "--isolation", "process"], {**env, "GRADER_FORK_SERVER": "0"}),
+        }
+        times: dict[str, list[float]] = {"baseline": [], **{name: [] for name in warm}, "batch (cold cache)": []}
         peaks: dict[str, int] = dict.fromkeys(times, 0)
         for round_number in range(args.rounds):
             elapsed, peak, expected = baseline(files, cases, os.environ.copy())
             times["baseline"].append(elapsed)
             peaks["baseline"] = max(peaks["baseline"], peak)
 
-            elapsed, peak = run(batch, env, {0, 1})
-            times["batch"].append(elapsed)
-            peaks["batch"] = max(peaks["batch"], peak)
-            graded = batch_verdicts(gradebook)
-            if graded != expected:
-                differ = sorted(k for k in expected if graded.get(k) != expected[k])
-                sys.exit(f"the batch and the baseline disagree on: {differ}")
+            for name, (command, variant_env) in warm.items():
+                elapsed, peak = run(command, variant_env, {0, 1})
+                times[name].append(elapsed)
+                peaks[name] = max(peaks[name], peak)
+                graded = batch_verdicts(gradebook)
+                if graded != expected:
+                    differ = sorted(k for k in expected if graded.get(k) != expected[k])
+                    sys.exit(f"{name} and the baseline disagree on: {differ}")
 
             cold = work / f"cold-{round_number}"
             elapsed, peak = run(batch, {**os.environ, "GRADER_CACHE_DIR": str(cold)}, {0, 1})
@@ -187,11 +211,11 @@ def main() -> None:
 
     base = statistics.median(times["baseline"])
     print(f"{args.count} submissions, {args.rounds} rounds interleaved, {os.cpu_count()} cores")
-    print(f"{'variant':22} {'median s':>9} {'s/submission':>13} {'ratio':>6} {'peak MiB':>9}")
+    print(f"{'variant':26} {'median s':>9} {'s/submission':>13} {'ratio':>6} {'peak MiB':>9}")
     for name, samples in times.items():
         median = statistics.median(samples)
         per = median / args.count
-        print(f"{name:22} {median:9.1f} {per:13.2f} {base / median:6.2f} {peaks[name] / 2**20:9.0f}")
+        print(f"{name:26} {median:9.1f} {per:13.2f} {base / median:6.2f} {peaks[name] / 2**20:9.0f}")
     if args.json:
         results = {name: {"median_s": statistics.median(s), "samples": s} for name, s in times.items()}
         args.json.write_text(json.dumps({"results": results, "peak_bytes": peaks}, indent=2))

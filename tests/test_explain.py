@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from grader.exercise.cases import Case
-from grader.exercise.evidence import Finding
+from grader.exercise.catalog import Catalog, Mistake
+from grader.exercise.evidence import Finding, Observation
 from grader.exercise.spec import load_exercise
 from grader.pipeline.compare import compare_arrays
 from grader.pipeline.grading import GradeOptions, grade_file
-from grader.pipeline.mistakes import load_analysis, observations, on_wrong_values
+from grader.pipeline.mistakes import load_analysis, observations, on_wrong_values, variant_findings
 from grader.render.terminal import make_console, render_report
 from grader.report.schema import CaseResult
 from tests.conftest import ROOT, copy_toy_exercise
@@ -186,3 +187,27 @@ def test_an_analysis_that_cannot_be_imported_is_a_note(tmp_path: Path, cache_dir
     assert report.status == "failed" and report.score == 0.0
     assert [d.code for d in report.diagnoses] == ["values-mismatch"]
     assert len(report.notes) == 1 and "ModuleNotFoundError" in report.notes[0]
+
+
+@pytest.mark.parametrize(("off_by", "named"), [(1e-3, True), (1e-1, False)])
+def test_a_variant_is_matched_leaf_by_leaf_within_each_leafs_tolerance(off_by: float, named: bool) -> None:
+    """A tree output matches a variant when every leaf is within its own tolerance, as the grading compares
+    it: the statistics leaf here allows 1e-2, the output leaf only the default."""
+    catalog = Catalog(
+        variants="variants.py",
+        mistake=[Mistake(code="slow-average", title="t", explanation="e", hint="h", variants=["slow"])],
+    )
+    expected = (np.zeros(4, np.float32), {"mean": np.zeros(3, np.float32)})
+    variant = (np.ones(4, np.float32), {"mean": np.full(3, 0.5, np.float32)})
+    actual = {c: (variant[0].copy(), {"mean": variant[1]["mean"] + np.float32(off_by)}) for c in ("a", "b")}
+    observed = [
+        Observation(case_id=c, group=c, labels={}, args=(), expected=expected, actual=actual[c], passed=False)
+        for c in ("a", "b")
+    ]
+    outputs = {f"slow::{c}": variant for c in ("a", "b")}
+    found = variant_findings(
+        catalog, observed, actual, outputs, rtol=RTOL, atol=ATOL, tolerances={'[1]["mean"]': (0.0, 1e-2)}
+    )
+    assert [f.code for f in found] == (["slow-average"] if named else [])
+    # Without the leaf's own tolerance, the same outputs are another computation.
+    assert variant_findings(catalog, observed, actual, outputs, rtol=RTOL, atol=ATOL) == []

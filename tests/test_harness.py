@@ -42,20 +42,20 @@ def test_strip_sys_path_drops_hidden_folders_but_keeps_the_environment(harness, 
 def test_encode_value_describes_non_arrays(harness) -> None:
     import numpy as np
 
-    pair = harness._encode_value((1, 2), 10)  # a tuple is a tree; plain numbers are 0-d arrays in it
+    pair = harness.encode_value((1, 2), 10)  # a tuple is a tree; plain numbers are 0-d arrays in it
     assert pair["kind"] == "tree" and pair["node"] == "tuple"
     assert [item["kind"] for item in pair["items"]] == ["array", "array"] and pair["items"][0]["shape"] == []
-    assert harness._encode_value({"params": 1}, 10)["type"] == "dict"
-    assert harness._encode_value({1: "non-string key"}, 10)["kind"] == "object"  # not a tree
+    assert harness.encode_value({"params": 1}, 10)["type"] == "dict"
+    assert harness.encode_value({1: "non-string key"}, 10)["kind"] == "object"  # not a tree
     deep: object = 1
     for _ in range(harness.MAX_TREE_DEPTH + 1):
         deep = [deep]
-    assert harness._encode_value(deep, 10)["kind"] == "object"  # too deep: described, not sent
-    assert harness._encode_value(tuple(range(harness.MAX_TREE_LEAVES + 1)), 10)["kind"] == "object"
-    encoded = harness._encode_value(np.arange(3, dtype=np.float32), 10)
+    assert harness.encode_value(deep, 10)["kind"] == "object"  # too deep: described, not sent
+    assert harness.encode_value(tuple(range(harness.MAX_TREE_LEAVES + 1)), 10)["kind"] == "object"
+    encoded = harness.encode_value(np.arange(3, dtype=np.float32), 10)
     assert encoded["kind"] == "array" and encoded["wire_dtype"] == "<f4" and encoded["shape"] == [3]
-    assert harness._encode_value(np.zeros(11), 10)["kind"] == "too-large"
-    assert harness._encode_value(np.array(["a"]), 10)["kind"] == "object"
+    assert harness.encode_value(np.zeros(11), 10)["kind"] == "too-large"
+    assert harness.encode_value(np.array(["a"]), 10)["kind"] == "object"
 
 
 @settings(max_examples=200, deadline=None)
@@ -67,7 +67,7 @@ def test_encode_value_describes_non_arrays(harness) -> None:
 )
 def test_any_returned_array_travels_and_compares_without_raising(harness, array: np.ndarray) -> None:
     """Random return values through the harness's encoding, the channel's validation and the comparison."""
-    encoded = harness._encode_value(array, 10_000)
+    encoded = harness.encode_value(array, 10_000)
     frame = encode_frame({"type": "result", "case": "c", "value": encoded})
     result = parse_message(frame[4:])
     assert isinstance(result, Result) and isinstance(result.value, ArrayValue)

@@ -6,12 +6,14 @@ import io
 import json
 import os
 import pty
+import runpy
 import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,10 @@ from grader.learner.state import load_state, next_hint, record_result, reset_hin
 from grader.learner.watch import compare_runs, watch
 from grader.pipeline.grading import GradeOptions, grade_file
 from grader.render.terminal import make_console
+from grader.report.schema import Report
 from tests.conftest import ROOT, TOY_EXERCISES, cli_env
+
+BUNDLED = sorted(p.parent.name for p in (ROOT / "exercises").glob("*/exercise.toml"))
 
 CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x) * np.float32(factor)).astype('f4')\n"
 WRONG = "import numpy as np\n\ndef scale(factor, x):\n    return np.asarray(x, np.float32)\n"
@@ -114,18 +119,12 @@ def test_watch_regrades_on_save_and_reports_what_changed(cache_dir: Path, tmp_pa
     path = tmp_path / "toy.py"
     path.write_text(WRONG)
     seen = []
-    first_done = threading.Event()
 
     def on_report(report, changes) -> None:
         seen.append((report.status, changes))
-        first_done.set()
+        if len(seen) == 1:
+            path.write_text(CORRECT)  # the watch is in place before the first grading: this save counts
 
-    def save_later() -> None:
-        first_done.wait(timeout=60)
-        time.sleep(0.5)  # let the watcher start before the save
-        path.write_text(CORRECT)
-
-    threading.Thread(target=save_later, daemon=True).start()
     options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES])
     console = make_console(color=False, file=io.StringIO())
     last = watch(path, exercise_id=None, options=options, console=console, max_runs=2, on_report=on_report)
@@ -329,3 +328,58 @@ def test_check_points_at_a_model_defined_in_another_cell(cache_dir: Path) -> Non
     assert report.submission.path == "model_train_eval_forward() (in this session)"
     expected = f"Report(exercise='train-eval-dropout', status='failed', score={report.score:g}/{report.max_score:g})"
     assert repr(report) == expected  # one line, not the whole model
+
+
+# --- every bundled exercise: the learner's watch and check() -----------------------------------------------
+
+
+def _exercise_functions(exercise_id: str) -> tuple[Callable, Callable, str]:
+    """The exercise's reference entry point, one of its variants, and that variant's code, as functions
+    defined in this session (the way a notebook holds them)."""
+    from grader.exercise.spec import get_exercise
+
+    exercise = get_exercise(exercise_id)
+    reference = runpy.run_path(str(exercise.reference_path))[exercise.spec.entry_point.name]
+    variants_file = exercise.catalog_file(exercise.catalog.variants)
+    assert variants_file is not None
+    mistake = exercise.catalog.mistake[0]
+    variant = runpy.run_path(str(variants_file))[mistake.variants[0]]
+    return reference, variant, mistake.code
+
+
+@pytest.mark.parametrize("exercise_id", BUNDLED)
+def test_check_grades_every_exercise_in_the_session(cache_dir: Path, exercise_id: str) -> None:
+    from grader import check
+
+    reference, variant, code = _exercise_functions(exercise_id)
+    options = GradeOptions(cache_dir=cache_dir)
+    good = check(exercise_id, reference, display=False, record=False, options=options)
+    assert good.status == "passed" and good.score == good.max_score > 0, good.message
+    assert good.environment.isolation == "in-process"
+    bad = check(exercise_id, variant, display=False, record=False, options=options)
+    assert bad.status == "failed", bad.message
+    assert code in [d.code for d in bad.diagnoses]
+
+
+@pytest.mark.parametrize("exercise_id", BUNDLED)
+def test_watch_takes_every_exercise_from_starter_to_solution(cache_dir: Path, tmp_path: Path, exercise_id: str) -> None:
+    """The learner's path: ``grader start``'s file is not attempted yet; saving a solution passes."""
+    from grader.exercise.spec import get_exercise
+
+    exercise = get_exercise(exercise_id)
+    path = tmp_path / "solution.py"
+    path.write_text(exercise.starter_text(), encoding="utf-8")
+    seen: list[Report] = []
+
+    def on_report(report: Report, _changes: object) -> None:
+        seen.append(report)
+        if len(seen) == 1:
+            path.write_text(exercise.reference_path.read_text(encoding="utf-8"), encoding="utf-8")
+
+    console = make_console(color=False, file=io.StringIO())
+    options = GradeOptions(cache_dir=cache_dir)
+    watch(path, exercise_id=None, options=options, console=console, max_runs=2, on_report=on_report)
+    assert [r.exercise.id for r in seen] == [exercise_id] * 2
+    assert seen[0].status != "passed" and "not-attempted" in [d.code for d in seen[0].diagnoses]
+    assert seen[1].status == "passed", seen[1].message
+    assert f"Now passing: {seen[1].cases[0].id}" in console.file.getvalue()

@@ -172,10 +172,10 @@ def test_what_the_harness_sends_at_its_limits_is_accepted(harness) -> None:
     try:
         raise ValueError("x" * 10 * protocol.MAX_TEXT)
     except ValueError as exc:
-        error = harness._describe_error(exc)
+        error = harness.describe_error(exc)
     deep = {**error, "frames": error["frames"] * 100}  # as many as a deep recursion: the harness keeps the last
     deep["frames"] = deep["frames"][-harness.MAX_FRAMES :]
-    too_large = harness._encode_value(np.zeros((1,) * 32, np.float32), 1000)  # more dimensions than MAX_DIMS
+    too_large = harness.encode_value(np.zeros((1,) * 32, np.float32), 1000)  # more dimensions than MAX_DIMS
     message = {"type": "imported", "names": names, "error": deep}
     assert parse_message(encode_frame(message)[4:], limits=LIMITS).type == "imported"
     result = {"type": "result", "case": "a", "value": too_large}

@@ -102,3 +102,18 @@ def test_building_the_report_prints_nothing(tabled: dict) -> None:
     wide.print(view)
     assert max(map(cell_len, narrow.file.getvalue().splitlines())) <= 50
     assert max(map(cell_len, wide.file.getvalue().splitlines())) > 50  # the same view, laid out wider
+
+
+def test_show_states_each_leafs_own_tolerance() -> None:
+    """``grader show`` says how each part of a tree output is compared, where a part sets its own tolerance."""
+    from grader.exercise.spec import get_exercise
+    from grader.render.exercise import exercise_view
+
+    exercise = get_exercise("train-eval-batchnorm")
+    own = exercise.spec.leaf_tolerances()
+    assert own  # the statistics are compared with tolerances of their own
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(exercise_view(exercise))
+    shown = console.file.getvalue()
+    for path, (rtol, atol) in own.items():
+        assert f"{path}: rtol={rtol:g}, atol={atol:g}" in shown

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.exercise.evidence import Finding, Observation
+from grader.exercise.evidence import Finding, Observation, in_both_modes
 
 MODE = "train"  # the expanded parameter, and its labels
 TRAIN, EVAL = "train", "eval"
@@ -79,13 +79,9 @@ class _Fit:
 
 
 def _pairs(observations: list[Observation]) -> list[_Pair]:
-    by_group: dict[str, dict[str, Observation]] = {}
-    for obs in observations:
-        by_group.setdefault(obs.group, {})[obs.labels.get(MODE, "")] = obs
     pairs = []
-    for group, modes in by_group.items():
-        train, evaluation = modes.get(TRAIN), modes.get(EVAL)
-        if train is None or evaluation is None or not train.args:
+    for group, train, evaluation in in_both_modes(observations, parameter=MODE, modes=(TRAIN, EVAL)):
+        if not train.args:
             continue
         x = np.asarray(train.args[1])
         arrays = (train.actual, evaluation.actual, train.expected, evaluation.expected)

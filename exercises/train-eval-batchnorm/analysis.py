@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.exercise.evidence import Finding, Observation
+from grader.exercise.evidence import Finding, Observation, in_both_modes
 
 MODE = "train"  # the expanded parameter, and its labels
 TRAIN, EVAL = "train", "eval"
@@ -102,14 +102,10 @@ def _out(tree: object) -> _Out | None:
 
 
 def _pairs(observations: list[Observation]) -> list[_Pair]:
-    by_group: dict[str, dict[str, Observation]] = {}
-    for obs in observations:
-        by_group.setdefault(obs.group, {})[obs.labels.get(MODE, "")] = obs
     pairs = []
-    for modes in by_group.values():
-        train, evaluation = modes.get(TRAIN), modes.get(EVAL)
-        expected = _out(evaluation.expected) if evaluation else None
-        if train is None or evaluation is None or expected is None:
+    for _group, train, evaluation in in_both_modes(observations, parameter=MODE, modes=(TRAIN, EVAL)):
+        expected = _out(evaluation.expected)
+        if expected is None:
             continue
         if expected.y is None or expected.mean is None or expected.var is None or expected.y.ndim != 2:
             continue

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grader.exercise.evidence import Finding, Observation
+from grader.exercise.evidence import Finding, Observation, in_both_modes
 
 MODE = "train"  # the expanded parameter, and its labels
 TRAIN, EVAL = "train", "eval"
@@ -50,15 +50,11 @@ class _Dropout:
 
 
 def _pairs(observations: list[Observation]) -> list[_Pair]:
-    by_group: dict[str, dict[str, Observation]] = {}
-    for obs in observations:
-        by_group.setdefault(obs.group, {})[obs.labels.get(MODE, "")] = obs
-    pairs = []
-    for group, modes in by_group.items():
-        train, evaluation = modes.get(TRAIN), modes.get(EVAL)
-        if train and evaluation and train.actual is not None and evaluation.actual is not None:
-            pairs.append(_Pair(group, train, evaluation))
-    return pairs
+    return [
+        _Pair(group, train, evaluation)
+        for group, train, evaluation in in_both_modes(observations, parameter=MODE, modes=(TRAIN, EVAL))
+        if train.actual is not None and evaluation.actual is not None
+    ]
 
 
 def _dropout_of(out: np.ndarray, base: np.ndarray, atol: float) -> _Dropout | None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
@@ -123,6 +124,15 @@ def grade(
             "its path below the folder the submissions share.",
         ),
     ] = None,
+    class_report: Annotated[
+        Path | None,
+        typer.Option(
+            "--class-report",
+            metavar="FILE.html",
+            help="Batch: also write the class report, one HTML page: scores, the diagnoses ranked, each case's "
+            "pass rate, each student's report (needs matplotlib: the class-report extra).",
+        ),
+    ] = None,
     jobs: Annotated[
         int | None,
         typer.Option("--jobs", "-j", min=1, max=32, help="Batch: submissions graded at once (default: one per core)."),
@@ -136,33 +146,111 @@ def grade(
             "the others: after a batch was killed, or when submissions were added or changed.",
         ),
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Batch: grade only shard I of N (counted from 1) of the submissions found, chosen by a hash of "
+            "each one's path, so that N machines grade a class between them; then `grader merge`. auto/N takes I "
+            "from JOB_COMPLETION_INDEX (Kubernetes Indexed Job, from 0) or SLURM_ARRAY_TASK_ID (Slurm array).",
+        ),
+    ] = None,
 ) -> None:
     """Grade submission files and report the verdicts (exit 0 only when every one passed)."""
     from grader.cli.outputs import Targets, parse_reports
     from grader.cli.runs import grade_many, grade_one
     from grader.pipeline.grading import GradeOptions
+    from grader.pipeline.shard import parse_shard
 
     with exit_codes():
-        cache = {"cache_dir": None} if no_cache else {}
-        options = GradeOptions(isolation=isolation.value if isolation else None, seed=seed, **cache)
+        options = GradeOptions(isolation=isolation.value if isolation else None, seed=seed)
+        if no_cache:
+            options = dataclasses.replace(options, cache_dir=None)
         if resume and gradebook is None:
             raise UsageError("--resume keeps what the journal beside the gradebook holds: give --gradebook too")
+        share = parse_shard(shard) if shard is not None else None
         reports = parse_reports(report_options or [])
-        targets = Targets(FORMATS[fmt.value], output, reports, gradebook, output_dir, resume)
-        if _is_batch(paths, gradebook, output_dir):
-            code = grade_many(paths, exercise, options, targets, color, jobs)
+        targets = Targets(FORMATS[fmt.value], output, reports, gradebook, output_dir, resume, class_report)
+        if class_report is not None:  # before anything is graded
+            from grader.cli.classreport import require_plotting
+
+            require_plotting()
+        if share is not None or _is_batch(paths, gradebook, output_dir, class_report):
+            code = grade_many(paths, exercise, options, targets, color, jobs, share)
         else:
             code = grade_one(Path(paths[0]), exercise, options, targets, color)
     raise typer.Exit(code)
 
 
-def _is_batch(paths: list[str], gradebook: Path | None, output_dir: Path | None) -> bool:
-    if len(paths) != 1 or gradebook is not None or output_dir is not None:
+def _is_batch(paths: list[str], *batch_outputs: Path | None) -> bool:
+    """Several paths, a folder or a pattern, or an output only a batch writes (--gradebook, --output-dir,
+    --class-report)."""
+    if len(paths) != 1 or any(output is not None for output in batch_outputs):
         return True
     from grader.pipeline.batch import GLOB_CHARACTERS
 
     path = Path(paths[0])
     return path.is_dir() or (not path.exists() and bool(GLOB_CHARACTERS & set(paths[0])))
+
+
+@app.command()
+def merge(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="BATCH_REPORT...",
+            help="The batch reports of every shard of a class (grader grade CLASS --shard I/N --format json).",
+            show_default=False,
+        ),
+    ],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help=format_help())] = Format.rich,  # type: ignore[attr-defined]
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the document to this file.")] = None,
+    report_options: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--report",
+            metavar="FORMAT=PATH",
+            help="Also write the class's document in FORMAT to PATH; repeat for several.",
+        ),
+    ] = None,
+    gradebook: Annotated[
+        Path | None, typer.Option("--gradebook", help="Write the class's CSV gradebook, one row per submission.")
+    ] = None,
+    color: Annotated[
+        bool | None, typer.Option("--color/--no-color", help="Force color on or off (default: on a terminal).")
+    ] = None,
+) -> None:
+    """Combine the batch reports of a class's shards into the class's: one batch report, gradebook, JUnit or
+    GitHub summary, as one batch would have written (exit code as a batch's)."""
+    from grader.cli.outputs import Targets, parse_reports
+    from grader.cli.runs import merge_many
+
+    with exit_codes():
+        targets = Targets(FORMATS[fmt.value], output, parse_reports(report_options or []), gradebook)
+        code = merge_many(files, targets, color)
+    raise typer.Exit(code)
+
+
+@app.command("class-report")
+def class_report_command(
+    batch_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="BATCH.json",
+            help="A batch report: grader grade PATHS --format json --output BATCH.json, or grader merge's.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE.html", help="Where to write the page.")],
+) -> None:
+    """Write the class report of a graded batch: one HTML page with the scores, the diagnoses ranked by how
+    many submissions have each, each case's pass rate, and each student's report (needs matplotlib)."""
+    from grader.cli.classreport import class_report
+
+    with exit_codes():
+        written = class_report(batch_file, output)
+    typer.echo(f"Wrote {written}")
 
 
 @app.command()

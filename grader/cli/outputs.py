@@ -15,6 +15,7 @@ import os
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
+from grader.cli.classreport import open_page, write_page
 from grader.cli.exits import say
 from grader.errors import OutputError, UsageError
 from grader.output import OutputFolder, Unwritten, append_step_summary, encoded, write_file, write_stdout
@@ -38,6 +39,7 @@ class Targets:
     gradebook: Path | None = None
     output_dir: Path | None = None
     resume: bool = False
+    class_report: Path | None = None  # --class-report
 
     def files(self) -> list[tuple[OutputFormat, Path]]:
         """The documents written to files: --output's, then each --report's."""
@@ -127,17 +129,23 @@ class BatchOutputs:
     can make one first or swap what is in it; the reports written as each grading ends; the journal and the
     gradebook updated as each submission finishes; and what could not be written, for the exit code."""
 
-    def __init__(self, targets: Targets, files: list[Path], stack: contextlib.ExitStack) -> None:
+    def __init__(
+        self, targets: Targets, files: list[Path], stack: contextlib.ExitStack, *, everyone: list[Path] | None = None
+    ) -> None:
+        """``files``: the submissions this batch grades; ``everyone``: the class they are a shard of (by
+        default the same), which names the reports in --output-dir and the gradebook's students, so that
+        every shard names them as one batch of the whole class would."""
         from grader.pipeline.batch import shown
 
+        everyone = files if everyone is None else everyone
         self.targets = targets
         self.context = Context(workspace=workspace())
-        self.paths = [shown(str(path)) for path in files]  # as the entries name them: the gradebook's students
+        self.paths = [shown(str(path)) for path in everyone]  # as the entries name them: the gradebook's students
         self.unwritten = Unwritten()
         self.reports: OutputFolder | None = None  # --output-dir
         self.names: dict[Path, PurePath] = {}
         if targets.output_dir is not None:
-            self.reports, self.names = self._report_folder(targets.output_dir, files, stack)
+            self.reports, self.names = self._report_folder(targets.output_dir, files, everyone, stack)
         main = targets.fmt if targets.fmt.batch is not None else PEOPLE
         self.documents: list[Destination] = (
             open_folders([(main, targets.output)], stack) if targets.output else [(main, None, None)]
@@ -147,16 +155,18 @@ class BatchOutputs:
         self.earlier: Earlier | None = None
         if targets.gradebook is not None:
             self._start_journal(targets.gradebook, stack)
+        self.page = open_page(targets.class_report, stack)
 
     def _report_folder(
-        self, folder: Path, files: list[Path], stack: contextlib.ExitStack
+        self, folder: Path, files: list[Path], everyone: list[Path], stack: contextlib.ExitStack
     ) -> tuple[OutputFolder, dict[Path, PurePath]]:
         """--output-dir, opened, and each submission's report in it: its path below the folder the
-        submissions share, with the format's suffix."""
+        submissions of the class share, with the format's suffix."""
         from grader.pipeline.batch import report_names, shown
 
         suffix = self.targets.fmt.suffix
-        names = {path: PurePath(f"{shown(str(name))}{suffix}") for path, name in report_names(files).items()}
+        below = report_names(everyone)
+        names = {path: PurePath(f"{shown(str(below[path]))}{suffix}") for path in files}
         reports = stack.enter_context(OutputFolder.make(folder, private=True))
         reports.refuse_shared_below(names.values())
         return reports, names
@@ -207,16 +217,51 @@ class BatchOutputs:
         """The batch's documents, then the whole gradebook: a failure of one loses nothing else."""
         from grader.render.batch import render_gradebook
 
-        summary = StepSummary()
-        for fmt, path, folder in self.documents:
-            assert fmt.batch is not None  # one that has no batch document is refused, or stood in for
-            summary.add(fmt.batch_step_summary(batch) if fmt.batch_step_summary else None)
-            document = fmt.batch(batch, self.context)
-            with contextlib.suppress(OutputError):
-                self.unwritten.attempt(functools.partial(deliver, document, fmt, path, folder, color))
+        deliver_batch(batch, self.documents, self.context, self.unwritten, color)
         with contextlib.suppress(OutputError):
             self._write_gradebook(render_gradebook(batch, paths=self.paths))
         if self.journal is not None:
             self.journal.close()
             if self.journal.failure is not None:
                 self.unwritten.add(self.journal.failure)
+        write_page(batch, self.page, self.unwritten)
+
+
+def deliver_batch(
+    batch: BatchReport, documents: list[Destination], context: Context, unwritten: Unwritten, color: bool | None
+) -> None:
+    """A batch's document in each format asked, each where it goes; what cannot be written is kept in
+    ``unwritten`` and the others are still written. GitHub's step summary is appended once."""
+    summary = StepSummary()
+    for fmt, path, folder in documents:
+        assert fmt.batch is not None  # one that has no batch document is refused, or stood in for
+        summary.add(fmt.batch_step_summary(batch) if fmt.batch_step_summary else None)
+        document = fmt.batch(batch, context)
+        with contextlib.suppress(OutputError):
+            unwritten.attempt(functools.partial(deliver, document, fmt, path, folder, color))
+
+
+def refuse_single_formats_in_merge(targets: Targets) -> None:
+    """grader merge writes a batch's documents only: none that holds one submission (Gradescope's)."""
+    for fmt in [targets.fmt, *(fmt for fmt, _path in targets.reports)]:
+        if fmt.batch is None:
+            raise UsageError(f"{fmt.one_submission} holds one submission: grader merge writes a class's documents")
+
+
+def write_merged(batch: BatchReport, targets: Targets, color: bool | None) -> list[OutputError]:
+    """A merged batch's documents (--format to stdout or --output, each --report) and its gradebook: every
+    folder made and opened first, then each written; returns what could not be written."""
+    from grader.render.batch import render_gradebook
+
+    unwritten = Unwritten()
+    with contextlib.ExitStack() as stack:
+        documents = (
+            open_folders([(targets.fmt, targets.output)], stack) if targets.output else [(targets.fmt, None, None)]
+        ) + open_folders(list(targets.reports), stack)
+        book = open_folders([(targets.fmt, targets.gradebook)], stack) if targets.gradebook else []
+        deliver_batch(batch, documents, Context(workspace=workspace()), unwritten, color)
+        for _fmt, path, folder in book:
+            assert path is not None
+            with contextlib.suppress(OutputError):
+                unwritten.attempt(functools.partial(write_file, path, render_gradebook(batch), folder))
+    return unwritten.failures()

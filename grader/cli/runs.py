@@ -15,6 +15,8 @@ from grader.cli.outputs import BatchOutputs, Targets, open_folders, refuse_singl
 
 if TYPE_CHECKING:
     from grader.pipeline.grading import GradeOptions
+    from grader.pipeline.shard import Shard
+    from grader.report.schema import BatchReport, ShardInfo
 
 
 def grade_one(path: Path, exercise: str | None, options: GradeOptions, targets: Targets, color: bool | None) -> int:
@@ -38,17 +40,19 @@ def grade_many(
     targets: Targets,
     color: bool | None,
     jobs: int | None,
+    shard: Shard | None = None,
 ) -> int:
-    """Grades a batch and writes what was asked; a Ctrl-C (or SIGTERM) keeps what finished (exit 130)."""
+    """Grades a batch (with ``shard``, its share of the submissions found) and writes what was asked; a
+    Ctrl-C (or SIGTERM) keeps what finished (exit 130)."""
     from grader.pipeline.batch import BatchEvents, BatchInterrupted, collect_submissions, grade_batch
     from grader.render.batch import BatchProgress
     from grader.render.terminal import make_console
 
     refuse_single_formats(targets)
     collected = collect_submissions(patterns)
-    files = collected.files
+    files = collected.files if shard is None else _share(collected.files, shard)
     with contextlib.ExitStack() as stack:
-        outputs = BatchOutputs(targets, files, stack)
+        outputs = BatchOutputs(targets, files, stack, everyone=collected.files)
         stack.enter_context(interrupted_by(signal.SIGTERM))
         progress = BatchProgress(make_console(color=color, file=sys.stderr), len(files), live=sys.stderr.isatty())
         events = BatchEvents(
@@ -71,7 +75,53 @@ def grade_many(
                 )
             except BatchInterrupted as stop:
                 batch, interrupted = stop.report, True
+        if shard is not None:
+            batch = batch.model_copy(update={"shard": _shard_info(shard, collected.files, exercise, options)})
         outputs.finish(batch, color)
     unwritten = outputs.unwritten.failures()
     say_batch_problems(batch, broken=events.failures, unwritten=unwritten, interrupted=interrupted)
     return batch_exit_code(batch, unwritten=bool(unwritten), broken=bool(events.failures), interrupted=interrupted)
+
+
+def _share(files: list[Path], shard: Shard) -> list[Path]:
+    """The files of ``shard``, by their paths below the folder the submissions share (said on stderr)."""
+    from grader.cli.exits import say
+    from grader.pipeline.batch import report_names
+    from grader.pipeline.shard import take_share
+
+    mine = take_share(report_names(files), shard)
+    say(f"shard {shard}: {len(mine)} of {len(files)} submissions")
+    return mine
+
+
+def _shard_info(shard: Shard, everyone: list[Path], exercise: str | None, options: GradeOptions) -> ShardInfo:
+    """What a shard's batch report says of the grading it is a share of, for ``grader merge`` to check."""
+    from grader.exercise.spec import discover_exercises
+    from grader.pipeline.batch import exercise_digest, shown
+    from grader.pipeline.environment import grader_version
+    from grader.report.schema import ShardInfo
+
+    found = discover_exercises(options.exercise_roots)
+    graded = [found[exercise]] if exercise is not None and exercise in found else list(found.values())
+    return ShardInfo(
+        index=shard.index,
+        count=shard.count,
+        submissions=[shown(str(path)) for path in everyone],
+        exercise=exercise,
+        exercises={item.id: exercise_digest(item) for item in graded},
+        seed=options.seed,
+        grader=grader_version(),
+    )
+
+
+def merge_many(files: list[Path], targets: Targets, color: bool | None) -> int:
+    """Merges the shards' batch reports into the class's and writes what was asked; the exit code is the
+    merged batch's, as if one batch had graded the class."""
+    from grader.cli.outputs import refuse_single_formats_in_merge, write_merged
+    from grader.pipeline.merge import merge_shards, read_shard_report
+
+    refuse_single_formats_in_merge(targets)
+    batch: BatchReport = merge_shards([read_shard_report(path) for path in files])
+    unwritten = write_merged(batch, targets, color)
+    say_batch_problems(batch, broken=[], unwritten=unwritten, interrupted=False)
+    return batch_exit_code(batch, unwritten=bool(unwritten))

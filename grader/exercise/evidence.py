@@ -44,6 +44,23 @@ class Observation:
     passed: bool
 
 
+def in_both_modes(
+    observations: Sequence[Observation], *, parameter: str = "train", modes: tuple[str, str] = ("train", "eval")
+) -> list[tuple[str, Observation, Observation]]:
+    """Each case group seen in both modes of an expanded parameter: ``(group, first, second)`` with the
+    observations labelled ``modes[0]`` and ``modes[1]``, in the order the groups first appear. A group
+    missing either mode is left out. (The train/eval exercises compare each input's two runs.)"""
+    by_group: dict[str, dict[str, Observation]] = {}
+    for obs in observations:
+        by_group.setdefault(obs.group, {})[obs.labels.get(parameter, "")] = obs
+    found = []
+    for group, labelled in by_group.items():
+        first, second = labelled.get(modes[0]), labelled.get(modes[1])
+        if first is not None and second is not None:
+            found.append((group, first, second))
+    return found
+
+
 @dataclass(frozen=True)
 class Finding:
     """A mistake the evidence supports: its catalog code, the cases, and what it rests on."""

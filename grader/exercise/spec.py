@@ -469,6 +469,12 @@ class ExerciseSpec(SpecModel):
                 raise ValueError(f"expected: the learner holds the stored outputs, so no case is hidden: {hidden}")
         return self
 
+    def leaf_tolerances(self) -> dict[str, tuple[float, float]]:
+        """Per leaf path (as reports write it), the tolerance of each leaf that sets its own; empty for a
+        single array or a return described in words."""
+        returns = self.entry_point.returns
+        return returns.tolerances(self.tolerance) if isinstance(returns, Returns) else {}
+
     @model_validator(mode="after")
     def _cases_fit_entry_point(self) -> ExerciseSpec:
         params = [p.name for p in self.entry_point.parameters]

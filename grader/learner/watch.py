@@ -18,7 +18,7 @@ from rich.text import Text
 
 from grader.errors import GraderError
 from grader.exercise.spec import discover_exercises
-from grader.pipeline.grading import GradeOptions, grade_file, resolve_exercise, spawn_for
+from grader.pipeline.grading import ChildStarter, GradeOptions, grade_file, resolve_exercise
 from grader.pipeline.source import read_source
 from grader.render.style import look
 from grader.render.terminal import render_report
@@ -116,6 +116,7 @@ def watch(
     """Grades ``path`` now and after every save, until interrupted (or ``max_runs`` gradings)."""
     exercise = resolve_exercise(read_source(path), exercise_id, discover_exercises(options.exercise_roots))
     previous: Report | None = None
+    starter = ChildStarter(options)  # each grading's child, forked from a server where it can be
     spawned: SpawnedChild | None = None
     runs = 0
 
@@ -127,7 +128,7 @@ def watch(
             if spawned is not None and spawned.used:  # used up, even when the grading failed
                 spawned = None
             if spawned is None:
-                spawned = spawn_for(exercise, options)  # warm for the next save
+                spawned = starter.spawn(exercise)  # warm for the next save
         changes = compare_runs(previous, report)
         console.clear()
         render_report(report, console)
@@ -151,4 +152,5 @@ def watch(
         saves.close()
         if spawned is not None:
             spawned.discard()
+        starter.close()
     return previous

@@ -33,7 +33,14 @@ from grader.errors import GraderError, OutputError, UsageError
 from grader.exercise.spec import Exercise, discover_exercises
 from grader.output import OutputFolder, reason, write_all
 from grader.pipeline.environment import grader_version
-from grader.pipeline.grading import GradeOptions, grade_file, named_exercise, resolve_exercise, sanitize, spawn_for
+from grader.pipeline.grading import (
+    ChildStarter,
+    GradeOptions,
+    grade_file,
+    named_exercise,
+    resolve_exercise,
+    sanitize,
+)
 from grader.pipeline.reference import TrustedRunner
 from grader.pipeline.source import Source, read_source
 from grader.report.codes import Code
@@ -234,7 +241,7 @@ class _Slot:
         return self._spawn(exercise)
 
     def _spawn(self, exercise: Exercise) -> SpawnedChild:
-        child = spawn_for(exercise, self.batch.options, self.isolations[self.turn])
+        child = self.batch.starter.spawn(exercise, self.isolations[self.turn])
         self.turn = 1 - self.turn  # only once the child exists: its uid is now the one in use
         return child
 
@@ -344,6 +351,7 @@ class _Batch:
         self.queue(range(len(paths)))
         self.entries: dict[int, BatchEntry] = {}
         self._lock = threading.Lock()
+        self.starter = ChildStarter(options)  # the slots' children, forked from a server where they can be
 
     def queue(self, indices: Iterable[int]) -> None:
         for index in indices:
@@ -439,6 +447,8 @@ def grade_batch(
                 _run_slots(batch, [_Slot(batch, (for_slot(iso, 0), for_slot(iso, 1)), ahead=False, alone=True)])
         except KeyboardInterrupt:
             raise BatchInterrupted(_report(batch, iso, jobs, started)) from None
+        finally:
+            batch.starter.close()
     return _report(batch, iso, jobs, started)
 
 

@@ -24,7 +24,7 @@ import grader
 from grader.errors import GraderError, SandboxError, UsageError
 from grader.exercise.cases import Case, build_cases
 from grader.exercise.pack import stamp_notes
-from grader.exercise.spec import Exercise, Returns, discover_exercises
+from grader.exercise.spec import Exercise, discover_exercises
 from grader.pipeline.diagnose import (
     case_diagnoses,
     ending_reason,
@@ -57,6 +57,7 @@ from grader.report.schema import (
     ReportStatus,
     SubmissionInfo,
 )
+from grader.sandbox.forks import ForkServer
 from grader.sandbox.isolation import Isolation, choose_isolation
 from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, SpawnedChild, run_child, spawn_child
 
@@ -96,6 +97,10 @@ class GradeOptions:
     seed: int | None = None  # adds the fresh cases the exercise's generators make for this seed
     # Shared by the runs of the reference and its variants (a batch passes one); None: one per grading.
     trusted: TrustedRunner | None = field(default=None, compare=False)
+    # Children started ahead (a batch, a watch) at the process level come from a fork server that has
+    # imported jax and flax once (grader.sandbox.forks); False ($GRADER_FORK_SERVER=0): each starts a
+    # fresh interpreter.
+    fork_server: bool = field(default_factory=lambda: os.environ.get("GRADER_FORK_SERVER", "1") != "0")
 
 
 def named_exercise(exercise_id: str, exercises: dict[str, Exercise]) -> Exercise:
@@ -305,6 +310,11 @@ def spawn_for(exercise: Exercise, options: GradeOptions, isolation: Isolation | 
 
     ``isolation``: as already chosen (a batch chooses once, with a uid per slot); else chosen now."""
     iso = isolation or choose_isolation(options.isolation)
+    return spawn_child(_ahead_job(exercise, options, iso), iso)
+
+
+def _ahead_job(exercise: Exercise, options: GradeOptions, iso: Isolation) -> ChildJob:
+    """The job a child started ahead is made for: no submission yet, the exercise's warm-up."""
     options = dataclasses.replace(options, cache_dir=usable_cache_dir(options.cache_dir)[0])
     job = _submission_job(exercise, "", "", [], iso, options)
     if exercise.spec.warmup:
@@ -313,7 +323,54 @@ def spawn_for(exercise: Exercise, options: GradeOptions, isolation: Isolation | 
             warmup_source=(exercise.folder / exercise.spec.warmup).read_text(encoding="utf-8"),
             warmup_calls=[_zeroed(call) for call in wire_cases(exercise, build_cases(exercise, options.seed))],
         )
-    return spawn_child(job, iso)
+    return job
+
+
+class ChildStarter:
+    """Starts the children of one batch or one watch ahead of their jobs (as ``spawn_for``): at the process
+    level forked from one fork server per exercise, else each in a fresh interpreter. A server that fails to
+    start or to fork is given up, and children start fresh: it only ever costs the time it would save.
+    Thread-safe; ``close()`` ends the servers (children already started live on)."""
+
+    def __init__(self, options: GradeOptions) -> None:
+        self._options = options
+        self._servers: dict[str, ForkServer | None] = {}
+        self._lock = threading.Lock()
+
+    def spawn(self, exercise: Exercise, isolation: Isolation | None = None) -> SpawnedChild:
+        iso = isolation or choose_isolation(self._options.isolation)
+        job = _ahead_job(exercise, self._options, iso)
+        server = self._server(exercise, job, iso)
+        if server is not None:
+            try:
+                return server.spawn(job, iso)
+            except SandboxError:
+                self._give_up(exercise.id, server)
+        return spawn_child(job, iso)
+
+    def _server(self, exercise: Exercise, job: ChildJob, iso: Isolation) -> ForkServer | None:
+        if not self._options.fork_server or iso.level != "process":
+            return None
+        with self._lock:
+            if exercise.id not in self._servers:
+                try:
+                    timeout = exercise.spec.limits.import_timeout_s
+                    self._servers[exercise.id] = ForkServer(job, iso, start_timeout_s=timeout)
+                except SandboxError:
+                    self._servers[exercise.id] = None
+            server = self._servers[exercise.id]
+        return server if server is not None and server.fits(job) else None
+
+    def _give_up(self, exercise_id: str, server: ForkServer) -> None:
+        with self._lock:
+            self._servers[exercise_id] = None
+        server.close()
+
+    def close(self) -> None:
+        with self._lock:
+            servers, self._servers = [s for s in self._servers.values() if s is not None], {}
+        for server in servers:
+            server.close()
 
 
 def _zeroed(call: dict) -> dict:
@@ -431,7 +488,6 @@ def judge_outputs(
     problem = run_diagnosis(run, source, exercise.spec.entry_point.name)
     reason = skip_reason(problem) if problem else ending_reason(run)
     tol = exercise.spec.tolerance
-    returns = exercise.spec.entry_point.returns
     results = judge_run(
         cases,
         run,
@@ -440,7 +496,7 @@ def judge_outputs(
         atol=tol.atol,
         learner_file=str(source.path),
         reason=reason,
-        tolerances=returns.tolerances(tol) if isinstance(returns, Returns) else None,
+        tolerances=exercise.spec.leaf_tolerances(),
     )
     actual = decoded_outputs(run)
     variants = VariantOutputs({})

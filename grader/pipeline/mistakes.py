@@ -32,7 +32,7 @@ from grader.pipeline.compare import close_enough
 from grader.pipeline.diagnose import source_lines
 from grader.pipeline.reference import Expected, VariantOutputs
 from grader.pipeline.source import Source, find_constructs
-from grader.pipeline.tree import Tree, at, differences, leaves
+from grader.pipeline.tree import Tree, at, differences, leaves, path_text
 from grader.report.codes import Code
 from grader.report.schema import CaseResult, Diagnosis
 
@@ -80,9 +80,11 @@ def variant_findings(
     *,
     rtol: float,
     atol: float,
+    tolerances: dict[str, tuple[float, float]] | None = None,
 ) -> list[Finding]:
     """Mistakes whose variant gives the submission's outputs (``actual``, by case id), exactly, in every
-    comparable case."""
+    comparable case: every leaf within its tolerance, as the grading compares it (``tolerances`` by leaf
+    path, else ``rtol``/``atol``)."""
     comparable = [o for o in observed if o.actual is not None]
     wrong = [o.case_id for o in comparable if not o.passed]
     if len(comparable) < MIN_COMPARABLE or not wrong:
@@ -92,7 +94,7 @@ def variant_findings(
         for name in mistake.variants:
             outputs = [variant_outputs.get(f"{name}::{o.case_id}") for o in comparable]
             if all(
-                out is not None and _close(actual.get(o.case_id), out, rtol, atol)
+                out is not None and _close(actual.get(o.case_id), out, rtol, atol, tolerances or {})
                 for o, out in zip(comparable, outputs, strict=True)
             ):
                 evidence = (
@@ -104,15 +106,18 @@ def variant_findings(
     return findings
 
 
-def _close(actual: Tree | None, expected: Tree, rtol: float, atol: float) -> bool:
-    """Whether an output equals a variant's: the same structure, and every leaf within the tolerance."""
+def _close(
+    actual: Tree | None, expected: Tree, rtol: float, atol: float, tolerances: dict[str, tuple[float, float]]
+) -> bool:
+    """Whether an output equals a variant's: the same structure, and every leaf within its tolerance."""
     if actual is None or differences(actual, expected)[0]:
         return False
     for path, leaf in leaves(expected):
         got = at(actual, path)
         if not (isinstance(leaf, np.ndarray) and isinstance(got, np.ndarray) and got.shape == leaf.shape):
             return False
-        if not close_enough(got, leaf, rtol=rtol, atol=atol).all():
+        leaf_rtol, leaf_atol = tolerances.get(path_text(path), (rtol, atol))
+        if not close_enough(got, leaf, rtol=leaf_rtol, atol=leaf_atol).all():
             return False
     return True
 
@@ -259,7 +264,15 @@ def explain(
     tol = exercise.spec.tolerance
     observed = observations(cases, results, actual, expected.outputs)
     notes = [] if variants.failure is None else [variants.failure]
-    findings = variant_findings(catalog, observed, actual, variants.outputs, rtol=tol.rtol, atol=tol.atol)
+    findings = variant_findings(
+        catalog,
+        observed,
+        actual,
+        variants.outputs,
+        rtol=tol.rtol,
+        atol=tol.atol,
+        tolerances=exercise.spec.leaf_tolerances(),
+    )
     if not findings:  # a variant matching every case leaves no room for another mistake
         try:
             findings = analysis_findings(exercise, observed, rtol=tol.rtol, atol=tol.atol)

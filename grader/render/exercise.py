@@ -56,7 +56,13 @@ def _how_graded(exercise: Exercise) -> Table:
     fresh = sum(generator.count for generator in spec.generators)
     if fresh:
         table.add_row("", f"with --seed N, {fresh} more inputs made fresh from N (a course may grade with one)")
-    table.add_row("tolerance", f"rtol={spec.tolerance.rtol:g}, atol={spec.tolerance.atol:g}")
+    table.add_row(
+        "tolerance",
+        f"rtol={spec.tolerance.rtol:g}, atol={spec.tolerance.atol:g}, plus what float rounding allows at the "
+        "outputs' scale",
+    )
+    for path, (rtol, atol) in spec.leaf_tolerances().items():
+        table.add_row("", f"{path}: rtol={rtol:g}, atol={atol:g}")
     return table
 
 

@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.1"  # 1.1: outputs as trees (comparison path, leaves, notes; structure-mismatch)
+SCHEMA_VERSION = "1.2"  # 1.1: outputs as trees (comparison path, leaves, notes; structure-mismatch)
+# 1.2: a batch graded as one shard of a class (BatchReport.shard), and batches merged from shards (merged_from)
 
 ReportStatus = Literal["passed", "failed", "error"]
 CaseStatus = Literal["passed", "failed", "error", "skipped"]
@@ -252,6 +253,26 @@ class BatchEntry(_Model):
     )
 
 
+class ShardInfo(_Model):
+    """The share of a class a batch graded (``grader grade CLASS --shard I/N``), and what ``grader merge``
+    checks that the shards of one class agree on."""
+
+    index: int = Field(ge=1, description="Which shard this is, counted from 1 (1 to count).")
+    count: int = Field(ge=1, description="How many shards the class was shared out into.")
+    submissions: list[str] = Field(
+        description="Every submission of the class, as the entries name them, in the order one batch would list "
+        "them: each is in exactly one shard (by a hash of its path below the folder they share)."
+    )
+    exercise: str | None = Field(default=None, description="The --exercise given; null when found from each file.")
+    exercises: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Each exercise a submission could be graded against (the one --exercise names, else every one "
+        "installed) with a digest of its spec, catalog and reference (null where they could not be read).",
+    )
+    seed: int | None = Field(default=None, description="The --seed given, or null.")
+    grader: str = Field(description="The grader's version.")
+
+
 class BatchReport(_Model):
     """Many submissions graded together (``grader grade PATH...``)."""
 
@@ -264,10 +285,21 @@ class BatchReport(_Model):
     jobs: int = Field(description="Submissions graded at the same time.")
     duration_s: float = 0.0
     submissions: list[BatchEntry] = Field(default_factory=list, description="In the order the paths gave them.")
+    shard: ShardInfo | None = Field(
+        default=None,
+        description="Set by --shard I/N: the share of the class graded (total and submissions are this shard's).",
+    )
+    merged_from: int | None = Field(
+        default=None,
+        description="Set by grader merge: how many shards' reports were combined (jobs is then their sum, "
+        "duration_s the longest shard's).",
+    )
 
     @property
     def all_passed(self) -> bool:
-        return not self.interrupted and self.total == len(self.submissions) and self.counts.get("passed") == self.total
+        """Every submission passed (vacuously so for an empty shard)."""
+        passed = self.counts.get("passed", 0)
+        return not self.interrupted and self.total == len(self.submissions) and passed == self.total
 
 
 def _json_schema(model: type[BaseModel], name: str) -> dict:

@@ -9,6 +9,10 @@ big-endian length, then that many bytes of UTF-8 JSON. Standard output and stand
 part of the protocol; what the imported file prints is captured per phase and sent inside the messages.
 The grader treats everything it receives from here as untrusted and validates it
 (``grader.sandbox.protocol``).
+
+Its public functions (``decode_arg``, ``encode_value``, ``describe_error``) are also what the in-process
+runner (``grader.sandbox.inprocess``, for ``check()``) calls, so that a function graded in a notebook has
+its arguments and outputs taken exactly as a child's are; everything named with ``_`` is the child's own.
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ def _type_name(obj: object) -> str:
     return str(text)[:MAX_TEXT]
 
 
-def _describe_error(exc: BaseException) -> dict:
+def describe_error(exc: BaseException) -> dict:
     frames = []
     for summary in traceback.extract_tb(exc.__traceback__)[-MAX_FRAMES:]:
         frames.append(
@@ -310,7 +314,7 @@ def _probe_reach(argv: list[str]) -> None:
     os._exit(0 if readable and os.access(sys.executable, os.X_OK) else 1)
 
 
-def _decode_arg(spec: dict):
+def decode_arg(spec: dict):
     import numpy as np
 
     kind = spec["type"]
@@ -346,7 +350,7 @@ class _TreeTooBig(Exception):
     pass
 
 
-def _encode_value(value: object, max_elements: int) -> dict:
+def encode_value(value: object, max_elements: int) -> dict:
     """The wire form of a returned value: an array, or a tree of them (tuples, lists and dicts with string
     keys, nested), or an object described in words. A tree too deep or with too many leaves is sent as an
     object, with what it is."""
@@ -505,10 +509,10 @@ def _run_case(case: dict, module: types.ModuleType, entry, capture: _Capture, ma
         try:
             if "entry" in case:
                 entry = getattr(module, case["entry"])
-            args = [_decode_arg(arg) for arg in case["args"]]
-            message["value"] = _encode_value(entry(*args), max_elements)
+            args = [decode_arg(arg) for arg in case["args"]]
+            message["value"] = encode_value(entry(*args), max_elements)
         except BaseException as exc:  # noqa: BLE001 - the submission may raise anything
-            message["error"] = _describe_error(exc)
+            message["error"] = describe_error(exc)
     message["duration_s"] = _perf_counter() - started
     message.update(capture.collected())
     return message
@@ -529,7 +533,7 @@ def _warm_up() -> bool | None:
         with open(code_path, encoding="utf-8") as code, open(calls_path, encoding="utf-8") as calls:
             source, wire_calls = code.read(), json.load(calls)
         exec(compile(source, code_path, "exec"), namespace)  # the exercise's own, trusted code
-        namespace["warm_up"]([[_decode_arg(arg) for arg in call["args"]] for call in wire_calls])
+        namespace["warm_up"]([[decode_arg(arg) for arg in call["args"]] for call in wire_calls])
         ran = True
     except Exception:  # noqa: BLE001 - a failed warm-up only costs time; the hello says so
         ran = False
@@ -562,7 +566,7 @@ def main(argv: list[str]) -> None:
             "python": sys.version.split()[0],
             "modules": {},
             "backend": None,
-            "preload_error": _describe_error(exc),
+            "preload_error": describe_error(exc),
         }
     _send(out, hello)
     job = _read_job(int(argv[1]))  # no submission code has run before this point
@@ -587,7 +591,7 @@ def main(argv: list[str]) -> None:
             entry = getattr(module, job["entry_point"], None)
             imported["entry_point_found"] = callable(entry)
         except BaseException as exc:  # noqa: BLE001 - the submission may raise anything
-            imported["error"] = _describe_error(exc)
+            imported["error"] = describe_error(exc)
     imported.update(capture.collected())
     _send(out, imported)
 
@@ -598,7 +602,92 @@ def main(argv: list[str]) -> None:
     _send(out, {"type": "done"})
 
 
+# --- the fork server: children that start with jax and flax imported already ------------------------------
+
+CHILD_FDS = 5  # what each request hands over: job, channel, lifeline, stdout, stderr
+
+
+def serve_forks(argv: list[str]) -> None:
+    """``--fork-server CONTROL_FD PRELOADS``: imports the preloads once, then forks one child per request.
+
+    It only imports: nothing is computed here, since a fork after XLA has started its threads deadlocks.
+    Each request on the control socket (a UNIX socket from the grader) carries the child's five pipes and
+    its working directory and environment. The child is forked twice over, so that it becomes the
+    grader's own (the grader is a subreaper: the orphan is handed to it), and then runs as ``main`` would
+    in a fresh process: hello, warm-up, job, limits, lower privileges, submission. The server ends when
+    the grader closes the socket (it exited, however it died).
+    """
+    import importlib
+    import socket
+
+    for name in [name for name in argv[3].split(",") if name]:
+        importlib.import_module(name)
+    control = socket.socket(fileno=int(argv[2]))
+    control.sendall(b"ready\n")
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, 1 << 20, CHILD_FDS)
+        if not message:
+            os._exit(0)
+        try:
+            pid = _fork_child(json.loads(message), fds, control.fileno(), argv[3])
+        finally:
+            for fd in fds:
+                os.close(fd)
+        control.sendall(f"{pid}\n".encode())
+
+
+def _fork_child(request: dict, fds: list[int], control: int, preload: str) -> int:
+    """Forks the child through an intermediate process that exits at once; returns the child's pid (or -1)."""
+    if len(fds) != CHILD_FDS:
+        return -1
+    read_pid, write_pid = os.pipe()
+    intermediate = os.fork()
+    if intermediate == 0:
+        try:
+            os.close(read_pid)
+            child = os.fork()
+            if child == 0:
+                os.close(write_pid)
+                _become_child(request, fds, control, preload)  # never returns
+            os.write(write_pid, str(child).encode())
+        finally:
+            os._exit(0)
+    os.close(write_pid)
+    with os.fdopen(read_pid, "rb") as answer:
+        text = answer.read()
+    os.waitpid(intermediate, 0)
+    return int(text) if text.isdigit() else -1
+
+
+def _become_child(request: dict, fds: list[int], control: int, preload: str) -> None:
+    """In the forked child: its own session, standard streams, folder and environment, then ``main``."""
+    status = 0
+    try:
+        os.setsid()
+        os.close(control)
+        job, channel, lifeline, stdout, stderr = fds
+        null = os.open(os.devnull, os.O_RDONLY)
+        for source, target in ((null, 0), (stdout, 1), (stderr, 2)):
+            os.dup2(source, target)
+        for fd in (null, stdout, stderr):
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.umask(0o022)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        for name in ("SIGINT", "SIGTERM", "SIGPIPE"):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        main([sys.argv[0], str(job), str(channel), preload, str(lifeline)])
+    except BaseException:  # noqa: BLE001 - as in a fresh process: a fault of the harness
+        traceback.print_exc()
+        status = 70
+    _flush_std()
+    os._exit(status)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--fork-server"]:
+        serve_forks(sys.argv)
     status = 0
     try:
         main(sys.argv)

@@ -45,10 +45,10 @@ def run_in_process(function: Callable, calls: list[dict], *, max_elements: int, 
         started = time.perf_counter()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                args = [harness._decode_arg(arg) for arg in call["args"]]
-                message["value"] = harness._encode_value(function(*args), max_elements)
+                args = [harness.decode_arg(arg) for arg in call["args"]]
+                message["value"] = harness.encode_value(function(*args), max_elements)
             except Exception as exc:  # noqa: BLE001 - the learner's function may raise anything
-                message["error"] = harness._describe_error(exc)
+                message["error"] = harness.describe_error(exc)
         message["duration_s"] = time.perf_counter() - started
         captures = {"stdout": _captured(out, capture_bytes), "stderr": _captured(err, capture_bytes)}
         results.append(Result.model_validate({**message, **captures}))

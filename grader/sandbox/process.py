@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from grader.errors import SandboxError
 from grader.sandbox.isolation import (
@@ -63,6 +63,17 @@ CHANNEL_BYTES = 256 * 1024 * 1024
 # Environment variables a child inherits: locale and the ones that choose JAX's backend and devices.
 INHERITED_PREFIXES = ("JAX_", "XLA_", "CUDA_", "NVIDIA_", "TPU_", "ROCR_", "HIP_")
 INHERITED_NAMES = ("LANG", "LC_ALL", "LD_LIBRARY_PATH", "PATH")
+
+
+class ChildProcess(Protocol):
+    """What supervision needs of a child: a ``subprocess.Popen``, or a ``ForkedChild`` from the fork server."""
+
+    pid: int
+    returncode: int | None
+    stdout: IO[bytes] | None
+    stderr: IO[bytes] | None
+
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 class Cancel(Protocol):
@@ -126,7 +137,7 @@ class _Supervisor:
 
     def __init__(
         self,
-        proc: subprocess.Popen[bytes],
+        proc: ChildProcess,
         channel: int,
         job: ChildJob,
         limits: ChildLimits,
@@ -313,7 +324,7 @@ def _wait_for_exit(pid: int, timeout: float | None) -> bool:
     return True
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: ChildProcess) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
 
@@ -365,7 +376,7 @@ class SpawnedChild:
     ``run_child(job, ..., spawned=child)`` hands it the job. A spawned child serves one job only.
     """
 
-    proc: subprocess.Popen[bytes]
+    proc: ChildProcess
     isolation: Isolation
     run_dir: str  # holds harness/ (the grader's) and work/ (the child's working directory)
     job_write: int
@@ -404,10 +415,7 @@ def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChi
     iso = isolation or choose_isolation()
     if iso.level == "bwrap":
         clear_orphaned_sandboxes()  # what a killed grader left behind
-    lease = None
-    if iso.drop_to:
-        lease = UidLease.take(iso.drop_to[0])
-        iso = dataclasses.replace(iso, drop_to=(lease.uid, iso.drop_to[1]))
+    iso, lease = take_lease(iso)
     try:
         return _spawn(job, iso, lease)
     except BaseException:
@@ -416,23 +424,41 @@ def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChi
         raise
 
 
-def _spawn(job: ChildJob, iso: Isolation, lease: UidLease | None) -> SpawnedChild:
-    # <run>/harness: the harness and warm-up, written by the grader and never writable by the child (they
-    # run before it drops privileges); <run>/work: the child's working directory, its own.
+def take_lease(iso: Isolation) -> tuple[Isolation, UidLease | None]:
+    """Where children drop privileges: a uid of the child's own (the isolation then names it), held until
+    the child ends."""
+    if not iso.drop_to:
+        return iso, None
+    lease = UidLease.take(iso.drop_to[0])
+    return dataclasses.replace(iso, drop_to=(lease.uid, iso.drop_to[1])), lease
+
+
+def make_run_dir(job: ChildJob, *, with_harness: bool) -> tuple[str, str, str]:
+    """A child's folders: ``<run>/harness`` (the harness and warm-up, written by the grader and never
+    writable by the child; they run before it drops privileges) and ``<run>/work``, its working directory,
+    its own. Returns the run folder, the harness's path (empty without one) and the working directory."""
     run_dir = tempfile.mkdtemp(prefix="grader-run-")
     os.chmod(run_dir, 0o755)
-    bin_dir, workdir = os.path.join(run_dir, "harness"), os.path.join(run_dir, "work")
-    os.mkdir(bin_dir, 0o755)
+    workdir = os.path.join(run_dir, "work")
     os.mkdir(workdir, 0o700)
+    if not with_harness:
+        return run_dir, "", workdir
+    bin_dir = os.path.join(run_dir, "harness")
+    os.mkdir(bin_dir, 0o755)
     # The child runs its own copy of the harness, so its argv names no folder of the grader.
     harness = shutil.copy(HARNESS, os.path.join(bin_dir, "harness.py"))
     if job.warmup_source:
         Path(bin_dir, WARMUP_FILE).write_text(job.warmup_source, encoding="utf-8")
         Path(bin_dir, WARMUP_CALLS).write_text(json.dumps(job.warmup_calls), encoding="utf-8")
+    return run_dir, harness, workdir
+
+
+def _spawn(job: ChildJob, iso: Isolation, lease: UidLease | None) -> SpawnedChild:
+    run_dir, harness, workdir = make_run_dir(job, with_harness=True)
     if iso.drop_to:
         os.chown(workdir, *iso.drop_to)
         if iso.level == "process":  # under bwrap the PID namespace takes care of daemons
-            _become_subreaper()
+            become_subreaper()
     job_read, job_write = os.pipe()
     channel_read, channel_write = os.pipe()
     info_read, info_write = os.pipe()
@@ -553,8 +579,13 @@ def _signal_through_bwrap(run: ChildRun) -> ChildRun:
     return run
 
 
-def _become_subreaper() -> None:
-    """Makes orphans of the grader's children its own (Linux), so that a daemon cannot slip away."""
-    with contextlib.suppress(OSError, AttributeError):
+def become_subreaper() -> bool:
+    """Makes orphans of the grader's children its own (Linux), so that a daemon cannot slip away. Whether
+    it could."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False

@@ -1,0 +1,177 @@
+"""The fork server: children that start with jax and flax imported already (process level).
+
+A child of a batch or a watch pays first for an interpreter and ``import jax, flax.linen``, which is most of
+what a grading of a small exercise costs. A fork server imports them once, then forks each child from
+itself (``harness.py --fork-server``): the child continues as a fresh one would, with its own session,
+pipes, working directory, environment, limits, uid and lifeline, and no submission code ever runs in
+the server. Nothing is computed in the server before a fork (a fork after XLA has started its threads
+deadlocks).
+
+The child is forked through an intermediate process that exits at once, so that it is handed to the
+grader, which is a subreaper: the grader supervises it, kills its group and collects its status as it
+does a child it started itself. Only at the process level: under bubblewrap each submission gets a
+sandbox of its own, which a shared server could not give, and children start fresh as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from typing import IO
+
+from grader.errors import SandboxError
+from grader.sandbox.isolation import Isolation, UidLease, remove_tree
+from grader.sandbox.process import (
+    ChildJob,
+    SpawnedChild,
+    become_subreaper,
+    child_environment,
+    make_run_dir,
+    take_lease,
+)
+
+CHILD_FDS = 5  # what each request hands over (as the harness's CHILD_FDS): job, channel, lifeline, stdout, stderr
+LOG_FILE = "server.log"  # the server's stderr, in its run folder
+ANSWER_WAIT_S = 10.0  # a fork takes milliseconds; a server that does not answer in this time is broken
+
+
+class ForkedChild:
+    """A child forked by the server, as supervision sees it (what it needs of a ``subprocess.Popen``)."""
+
+    def __init__(self, pid: int, stdout: IO[bytes], stderr: IO[bytes]) -> None:
+        self.pid = pid
+        self.stdout: IO[bytes] | None = stdout
+        self.stderr: IO[bytes] | None = stderr
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Collects the child's status (it is the grader's own child, handed over as an orphan)."""
+        if self.returncode is None:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                self.returncode = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:  # collected elsewhere: its status is lost
+                self.returncode = -9
+        return self.returncode
+
+
+class ForkServer:
+    """One server for the children of one exercise: jobs like ``template`` (the same preloads, environment
+    and warm-up). Thread-safe: a batch's slots share it. ``close()`` ends it."""
+
+    def __init__(self, template: ChildJob, isolation: Isolation, *, start_timeout_s: float) -> None:
+        if isolation.level != "process":
+            raise SandboxError("a fork server serves the process level only")
+        # Before the server exists, so that its descendants know a subreaper is above them: each child it
+        # forks is handed to the grader. Without one (not Linux), children start fresh.
+        if not become_subreaper():
+            raise SandboxError("a fork server needs the grader to be a subreaper (Linux)")
+        self.isolation = isolation
+        self.template = template
+        self._lock = threading.Lock()
+        self.run_dir, harness, workdir = make_run_dir(template, with_harness=True)
+        self.log = ""  # the tail of what the server wrote on stderr, once it has ended
+        log_path = os.path.join(self.run_dir, LOG_FILE)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            with open(log_path, "wb") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-I", harness, "--fork-server", str(theirs.fileno()), ",".join(template.preload)],
+                    cwd=workdir,
+                    env=child_environment(workdir, template.env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    pass_fds=(theirs.fileno(),),
+                    start_new_session=True,
+                    umask=0o022,
+                )
+        except OSError as exc:
+            ours.close()
+            remove_tree(self.run_dir)
+            raise SandboxError(f"cannot start the fork server: {exc}") from exc
+        finally:
+            theirs.close()
+        self._control = ours
+        if self._answer(start_timeout_s) != b"ready\n":
+            self.close()  # it has exited (or is killed) by now: its log is whole
+            raise SandboxError(f"the fork server did not start: {self.log}")
+
+    def fits(self, job: ChildJob) -> bool:
+        """Whether a child for ``job`` may come from this server: what the server imported and warms up with."""
+        keys = ("preload", "env", "warmup_source", "warmup_calls")
+        return all(getattr(job, key) == getattr(self.template, key) for key in keys)
+
+    def spawn(self, job: ChildJob, isolation: Isolation) -> SpawnedChild:
+        """A child for ``job``, forked from the server, with a uid of its own where children drop privileges."""
+        if not self.fits(job):
+            raise SandboxError("this fork server was started for other jobs")
+        iso, lease = take_lease(isolation)
+        try:
+            return self._fork(job, iso, lease)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+
+    def _fork(self, job: ChildJob, iso: Isolation, lease: UidLease | None) -> SpawnedChild:
+        run_dir, _, workdir = make_run_dir(job, with_harness=False)
+        if iso.drop_to:
+            os.chown(workdir, *iso.drop_to)
+        pipes = [os.pipe() for _ in range(CHILD_FDS)]  # job, channel, lifeline, stdout, stderr
+        (job_read, job_write), (channel_read, channel_write), (life_read, life_write) = pipes[:3]
+        (out_read, out_write), (err_read, err_write) = pipes[3:]
+        theirs = [job_read, channel_write, life_read, out_write, err_write]
+        request = json.dumps({"cwd": workdir, "env": child_environment(workdir, job.env)}).encode()
+        try:
+            with self._lock:
+                socket.send_fds(self._control, [request], theirs)
+                answer = self._answer(ANSWER_WAIT_S)
+        except OSError as exc:
+            answer = str(exc).encode()
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        pid = int(answer) if answer.strip().isdigit() else -1
+        if pid <= 0:
+            for fd in (job_write, channel_read, life_write, out_read, err_read):
+                os.close(fd)
+            remove_tree(run_dir)
+            raise SandboxError(f"the fork server could not start a child: {answer[:200]!r}")
+        proc = ForkedChild(pid, os.fdopen(out_read, "rb"), os.fdopen(err_read, "rb"))
+        return SpawnedChild(proc, iso, run_dir, job_write, channel_read, None, life_write, lease)
+
+    def _answer(self, timeout: float) -> bytes:
+        ready, _, _ = select.select([self._control], [], [], timeout)
+        return self._control.recv(64) if ready else b""
+
+    def close(self) -> None:
+        """Ends the server (it exits when its socket closes; killed if it does not) and removes its folders.
+        Children it forked live on, each to the end of its own grading."""
+        with contextlib.suppress(OSError):
+            self._control.close()
+        try:
+            self.proc.wait(timeout=ANSWER_WAIT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log = _tail(os.path.join(self.run_dir, LOG_FILE))
+        remove_tree(self.run_dir)
+
+
+def _tail(path: str) -> str:
+    """The last line the server wrote (an exception's type and message), or that it wrote none."""
+    try:
+        with open(path, "rb") as log:
+            lines = log.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return "its log is gone"
+    return lines[-1][:300] if lines else "it exited without a word"
