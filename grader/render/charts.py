@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from grader.render.html import FOREGROUND, MUTED, PALETTE
+from grader.render.html import BACKGROUND, FOREGROUND, MUTED, PALETTE
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 EXTRA = "class-report"
 BAR = PALETTE.ansi_colors[4].hex  # blue: a bar stands for no status
-TEXT, GRID = "#{:02x}{:02x}{:02x}".format(*FOREGROUND), "#{:02x}{:02x}{:02x}".format(*MUTED)
+TEXT, GRID, PAGE = ("#{:02x}{:02x}{:02x}".format(*rgb) for rgb in (FOREGROUND, MUTED, BACKGROUND))
 WIDTH_IN = 6.4  # a chart's width (the page scales it, to 28rem at the least); its height follows its bars
 SCORE_BANDS = tuple(range(0, 101, 10))  # score bands of 10 percentage points; 100% falls in the last
 
@@ -67,7 +67,7 @@ def score_histogram(percents: Sequence[float], *, chart_id: str, title: str) -> 
     counts = score_bands(percents)
     with _settings():
         figure, axes = _figure(3.2)
-        bars = axes.bar(SCORE_BANDS[:-1], counts, width=10, align="edge", color=BAR, edgecolor="white")
+        bars = axes.bar(SCORE_BANDS[:-1], counts, width=10, align="edge", color=BAR, edgecolor=PAGE)
         axes.bar_label(bars, labels=[str(count) if count else "" for count in counts], padding=2)
         axes.set_xticks(list(SCORE_BANDS), [f"{band}%" for band in SCORE_BANDS])
         axes.set_xlim(0, 100)
