@@ -45,6 +45,7 @@ SeedOption = Annotated[
 
 # --format's choices: the registry's formats, so that a new renderer is one entry there.
 Format = StrEnum("Format", [(name, name) for name in FORMATS])  # type: ignore[misc]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help=format_help())]
 
 
 class Isolation(StrEnum):
@@ -93,7 +94,7 @@ def grade(
         ),
     ],
     exercise: ExerciseOption = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help=format_help())] = Format.rich,  # type: ignore[attr-defined]
+    fmt: FormatOption = Format.rich,  # type: ignore[attr-defined]
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
     report_options: Annotated[
         list[str] | None,
@@ -204,7 +205,7 @@ def merge(
             show_default=False,
         ),
     ],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help=format_help())] = Format.rich,  # type: ignore[attr-defined]
+    fmt: FormatOption = Format.rich,  # type: ignore[attr-defined]
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the document to this file.")] = None,
     report_options: Annotated[
         list[str] | None,
