@@ -41,7 +41,8 @@ def _header(report: Report) -> Panel:
     grid.add_column(style="bold")
     grid.add_column()
     grid.add_row("exercise", f"{escape(report.exercise.id)} · {escape(report.exercise.title)}")
-    grid.add_row("submission", escape(report.submission.path))
+    # Folded, not cut: a long path keeps its end, the file's name, on the next line.
+    grid.add_row("submission", Text(report.submission.path, overflow="fold"))
     backend = f" · backend {env.backend}" if env.backend else ""
     grid.add_row("environment", f"{versions}{backend} · {env.isolation} isolation")
     if report.seed is not None:
