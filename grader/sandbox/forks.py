@@ -37,7 +37,7 @@ from grader.sandbox.process import (
     take_lease,
 )
 
-CHILD_FDS = 5  # what each request hands over (as the harness's CHILD_FDS): job, channel, lifeline, stdout, stderr
+CHILD_FDS = 5  # what a request hands over: job, channel, lifeline, stdout, stderr (the harness's, pinned by a test)
 LOG_FILE = "server.log"  # the server's stderr, in its run folder
 ANSWER_WAIT_S = 10.0  # a fork takes milliseconds; a server that does not answer in this time is broken
 
@@ -52,7 +52,8 @@ class ForkedChild:
         self.returncode: int | None = None
 
     def wait(self, timeout: float | None = None) -> int:
-        """Collects the child's status (it is the grader's own child, handed over as an orphan)."""
+        """Collects the child's status (it is the grader's own child, handed over as an orphan). ``timeout`` is
+        there for the shape of ``Popen.wait`` only: supervision waits for a child it knows has exited."""
         if self.returncode is None:
             try:
                 _, status = os.waitpid(self.pid, 0)
