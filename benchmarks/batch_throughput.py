@@ -6,9 +6,10 @@ own as a class's repositories would be) are graded:
 - baseline: one fresh ``pytest`` process per submission, one after another, importing the submission and
   the reference in-process and comparing them on the same cases (``benchmarks/baseline/``);
 - ``grader grade FOLDER`` as one batch, with the caches it keeps between runs filled (an earlier batch,
-  untimed, filled them), and again with an empty cache each time (``cold``);
-- the same batch at ``--isolation process``, its children forked from a fork server (the default there)
-  and each started fresh (``GRADER_FORK_SERVER=0``).
+  untimed, filled them), and again with an empty cache each time (``cold``); its children are forked
+  from a fork server (the default), each into a sandbox of its own under bubblewrap;
+- the same batch with each child started fresh (``GRADER_FORK_SERVER=0``), and both again at
+  ``--isolation process``.
 
 Interleaved round by round in one run, so that machine noise falls on every variant alike. Reported: the
 wall time of each, the ratio baseline / batch, and the peak memory of the whole process tree (the sum of
@@ -178,12 +179,14 @@ def main() -> None:
             batch += ["--jobs", str(args.jobs)]
         run(batch, env, {0, 1})  # untimed: fills the caches a course's machine keeps between batches
 
-        # The batch at the process level, its children forked from a server (the default there) or each
-        # started fresh: what the fork server saves.
+        # At either level, children forked from a server (the default) or each started fresh: what the
+        # fork server saves. "batch" is the default level: bwrap where it works.
+        fresh = {**env, "GRADER_FORK_SERVER": "0"}
         warm = {
             "batch": (batch, env),
+            "batch, fresh children": (batch, fresh),
             "batch, process, forked": ([*batch, "--isolation", "process"], env),
-            "batch, process, fresh": ([*batch, "--isolation", "process"], {**env, "GRADER_FORK_SERVER": "0"}),
+            "batch, process, fresh": ([*batch, "--isolation", "process"], fresh),
         }
         times: dict[str, list[float]] = {"baseline": [], **{name: [] for name in warm}, "batch (cold cache)": []}
         peaks: dict[str, int] = dict.fromkeys(times, 0)

@@ -190,15 +190,24 @@ def _wait_for(predicate, limit_s: float = 60.0) -> bool:
     return False
 
 
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize(
+    ("target", "how"),
+    [("file", signal.SIGINT), ("file", signal.SIGTERM), ("file", signal.SIGKILL), ("batch", signal.SIGKILL)],
+)
 @pytest.mark.parametrize("level", _levels())
-def test_nothing_outlives_a_stopped_or_killed_grader(tmp_path: Path, cache_dir: Path, level: str, how: int) -> None:
+def test_nothing_outlives_a_stopped_or_killed_grader(
+    tmp_path: Path, cache_dir: Path, level: str, target: str, how: int
+) -> None:
+    """A file's child starts fresh; a batch's are forked from the fork server (under bubblewrap, each into a
+    sandbox that a process of the grader's holds open)."""
     if level == "process" and os.geteuid() != 0:
         pytest.skip("as the grader's own user a process in a session of its own can outlive it (see SECURITY.md)")
-    marker = f"{1000 + os.getpid() % 1000}.{int(how)}{len(level)}"
-    path = tmp_path / "hang.py"
+    marker = f"{1000 + os.getpid() % 1000}.{int(how)}{len(level)}{len(target)}"
+    path = tmp_path / "class" / "hang.py" if target == "batch" else tmp_path / "hang.py"
+    path.parent.mkdir(exist_ok=True)
     path.write_text(HANG.replace("{marker}", marker), encoding="utf-8")
-    command = [sys.executable, "-m", "grader", "grade", str(path), *_toy(level), "--no-cache"]
+    graded = path.parent if target == "batch" else path
+    command = [sys.executable, "-m", "grader", "grade", str(graded), *_toy(level), "--no-cache"]
     grader = subprocess.Popen(command, env=cli_env(cache_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait_for(lambda: bool(_processes_with(marker))), "the submission never started"

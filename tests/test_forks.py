@@ -1,7 +1,9 @@
 """The fork server: children forked from a process that imported the preloads once grade as fresh ones do,
-are the grader's own children, and leave nothing behind; a server that fails costs only its head start.
+are the grader's own children, and leave nothing behind; under bubblewrap each is in a sandbox of its
+own, as a fresh child is; a server that fails costs only its head start.
 
 On the jax-free toy exercise (a server preloads numpy), and once on the bundled exercise (jax and flax).
+The hostile submissions of tests/test_hostile.py run in forked children too.
 """
 
 from __future__ import annotations
@@ -35,8 +37,15 @@ WRONG = "import numpy as np\n\ndef scale(factor, x):\n    return np.asarray(x, n
 DAEMON = CORRECT + "\nimport os\nif os.fork() == 0:\n    os.setsid()\n    import time\n    time.sleep(600)\n"
 
 
-def _toy(cache_dir: Path) -> tuple[GradeOptions, object]:
-    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation="process")
+def _levels() -> list[str]:
+    try:
+        return ["process", "bwrap"] if choose_isolation("bwrap").level == "bwrap" else ["process"]
+    except SandboxError:  # bubblewrap missing or refused here
+        return ["process"]
+
+
+def _toy(cache_dir: Path, level: str = "process") -> tuple[GradeOptions, object]:
+    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=level)
     return options, discover_exercises([TOY_EXERCISES])["toy-scale"]
 
 
@@ -49,11 +58,12 @@ def _threads_of(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
+@pytest.mark.parametrize("level", _levels())
 @pytest.mark.parametrize(("source", "status"), [(CORRECT, "passed"), (WRONG, "failed"), (DAEMON, "passed")])
 def test_a_forked_child_is_the_graders_own_and_grades_as_a_fresh_one(
-    cache_dir: Path, tmp_path: Path, source: str, status: str
+    cache_dir: Path, tmp_path: Path, source: str, status: str, level: str
 ) -> None:
-    options, exercise = _toy(cache_dir)
+    options, exercise = _toy(cache_dir, level)
     path = tmp_path / "toy.py"
     path.write_text(source)
     starter = ChildStarter(options)
@@ -68,7 +78,67 @@ def test_a_forked_child_is_the_graders_own_and_grades_as_a_fresh_one(
     assert forked.status == fresh.status == status
     assert [(c.id, c.status) for c in forked.cases] == [(c.id, c.status) for c in fresh.cases]
     assert [d.code for d in forked.diagnoses] == [d.code for d in fresh.diagnoses]
-    assert forked.environment.isolation == fresh.environment.isolation == "process"
+    assert forked.environment.isolation == fresh.environment.isolation == level
+
+
+# What a child can see of the machine, printed as one line of JSON when the submission is imported.
+PROBE = (
+    CORRECT
+    + """
+import json, os
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+print(json.dumps({
+    "root": sorted(os.listdir("/")),
+    "tmp": os.listdir("/tmp"),
+    "processes": len([name for name in os.listdir("/proc") if name.isdigit()]),
+    "mnt": os.stat("/proc/self/ns/mnt").st_ino,
+    "net": os.stat("/proc/self/ns/net").st_ino,
+    "uid": os.getuid(),
+    "caps": [status[key].strip() for key in ("CapEff", "CapPrm", "CapBnd")],
+    "no_new_privs": status["NoNewPrivs"].strip(),
+    "descriptors": len(os.listdir("/proc/self/fd")),
+    "checkout": os.path.exists({checkout!r}),
+}))
+"""
+)
+
+
+def _own_run(seen: dict) -> list[str]:
+    return [name for name in seen["tmp"] if name.startswith("grader-run-")]
+
+
+@pytest.mark.skipif("bwrap" not in _levels(), reason="bubblewrap does not work here")
+def test_children_forked_under_bubblewrap_get_sandboxes_of_their_own(cache_dir: Path, tmp_path: Path) -> None:
+    """Two children forked at once, each into its own sandbox, see what a fresh child sees: the sandbox's
+    root and /tmp, a PID namespace with only the sandbox in it, no capabilities, no new privileges, no
+    descriptor of the server's, not the grader's checkout; and not each other."""
+    options, exercise = _toy(cache_dir, "bwrap")
+    path = tmp_path / "probe.py"
+    path.write_text(PROBE.replace("{checkout!r}", repr(str(ROOT / "grader"))))
+
+    def seen(report) -> dict:
+        assert report.status == "passed", report.output.stderr.text
+        return json.loads(report.output.stdout.text)
+
+    starter = ChildStarter(options)
+    try:
+        first, second = starter.spawn(exercise), starter.spawn(exercise)  # type: ignore[arg-type]
+        assert isinstance(first.proc, ForkedChild) and isinstance(second.proc, ForkedChild)
+        one = seen(grade_file(path, exercise_id="toy-scale", options=options, spawned=first))
+        two = seen(grade_file(path, exercise_id="toy-scale", options=options, spawned=second))
+    finally:
+        starter.close()
+    fresh = seen(grade_file(path, exercise_id="toy-scale", options=options))
+    for forked in (one, two):
+        for key in ("root", "caps", "no_new_privs", "descriptors", "checkout"):
+            assert forked[key] == fresh[key], key
+        assert (forked["uid"] == os.getuid()) == (fresh["uid"] == os.getuid())  # a leased uid, where root
+        assert forked["processes"] <= 3  # the sandbox's init, what holds the sandbox, itself
+        assert sorted(forked["tmp"]) == sorted(_own_run(forked) + [n for n in fresh["tmp"] if n not in _own_run(fresh)])
+    assert fresh["checkout"] is False and fresh["no_new_privs"] == "1"
+    assert len(_own_run(one)) == len(_own_run(two)) == 1 and _own_run(one) != _own_run(two)  # not each other's
+    ours = {key: os.stat(f"/proc/self/ns/{key}").st_ino for key in ("mnt", "net")}
+    assert len({one["mnt"], two["mnt"], ours["mnt"]}) == 3 and len({one["net"], two["net"], ours["net"]}) == 3
 
 
 def test_the_server_only_imports_and_ends_with_its_socket(cache_dir: Path) -> None:
@@ -132,17 +202,13 @@ def test_a_server_that_fails_to_fork_leaves_children_to_start_fresh(
         starter.close()
 
 
-def test_no_fork_server_when_asked_for_none_or_under_bubblewrap(cache_dir: Path) -> None:
+def test_no_fork_server_when_asked_for_none(cache_dir: Path) -> None:
     options, exercise = _toy(cache_dir)
     starter = ChildStarter(dataclasses.replace(options, fork_server=False))
     child = starter.spawn(exercise)  # type: ignore[arg-type]
     assert isinstance(child.proc, subprocess.Popen)
     child.discard()
     starter.close()
-    iso = choose_isolation("process")
-    job = _ahead_job(exercise, options, iso)  # type: ignore[arg-type]
-    with pytest.raises(SandboxError, match="process level only"):
-        ForkServer(job, dataclasses.replace(iso, level="bwrap"), start_timeout_s=1)
 
 
 GRADER_KILLED = """

@@ -1,4 +1,5 @@
-"""Hostile submissions, under every isolation level this machine offers.
+"""Hostile submissions, under every isolation level this machine offers, each in a child started fresh and
+in one forked from the fork server (as a batch's and a watch's children are).
 
 Each attack must end in a verdict that is not a pass and leave the repository unchanged. Attacks that
 only stronger isolation stops (another uid, namespaces) are skipped, with the reason, where the grader
@@ -20,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.pipeline.grading import GradeOptions, grade_file
+from grader.exercise.spec import discover_exercises
+from grader.pipeline.grading import ChildStarter, GradeOptions, grade_file
 from grader.render.terminal import make_console, render_report
 from grader.report.schema import Report
+from grader.sandbox.forks import ForkedChild
 from grader.sandbox.isolation import Isolation, choose_isolation
 from tests.conftest import FIXTURES, HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES
 
@@ -62,13 +65,21 @@ def strong(iso: Isolation) -> bool:
     return iso.level == "bwrap" or iso.drop_to is not None
 
 
+@pytest.fixture(params=["fresh", "forked"])
+def start(request: pytest.FixtureRequest) -> str:
+    """How the child starts: a fresh interpreter (a single grading), or forked from the fork server."""
+    if request.param == "forked" and not sys.platform.startswith("linux"):
+        pytest.skip("the fork server needs a subreaper (Linux)")
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def repo_digest() -> str:
     return _digest_tree(ROOT)
 
 
 @pytest.fixture
-def attack(tmp_path: Path, cache_dir: Path, isolation: Isolation, repo_digest: str, contained: None):
+def attack(tmp_path: Path, cache_dir: Path, isolation: Isolation, start: str, repo_digest: str, contained: None):
     """Grades a hostile source on the toy exercise, then checks the verdict and the repository."""
 
     def _attack(source: str, *, may_pass: bool = False) -> Report:
@@ -76,7 +87,16 @@ def attack(tmp_path: Path, cache_dir: Path, isolation: Isolation, repo_digest: s
         path = tmp_path / "hostile.py"
         path.write_text(source, encoding="utf-8")
         options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=isolation.level)
-        report = grade_file(path, exercise_id="toy-scale", options=options)
+        if start == "fresh":
+            report = grade_file(path, exercise_id="toy-scale", options=options)
+        else:
+            starter = ChildStarter(options)
+            try:
+                child = starter.spawn(discover_exercises([TOY_EXERCISES])["toy-scale"])
+                assert isinstance(child.proc, ForkedChild)  # not a fresh interpreter in its place
+                report = grade_file(path, exercise_id="toy-scale", options=options, spawned=child)
+            finally:
+                starter.close()
         assert report.status != "passed" or may_pass
         assert _digest_tree(ROOT) == repo_digest
         return report

@@ -60,10 +60,9 @@ class _Graded:
 
     def _grade(self, exercise: str) -> dict[Path, Report]:
         paths = list(dict.fromkeys(_submission(e) for e in SCENARIOS if e.parent.parent.name == exercise))
-        # At the process level, where the batch's children are forked from a server that imported jax
-        # once: the scenarios check verdicts and diagnoses, which must not depend on the level
-        # (tests/test_exercises.py grades every exercise at the default level, bwrap where it works).
-        options = GradeOptions(cache_dir=self._cache_dir, isolation="process")
+        # At the default level (bwrap where it works), the batch's children forked from a server that
+        # imported jax once, each into a sandbox of its own: as a course's batch grades them.
+        options = GradeOptions(cache_dir=self._cache_dir)
         return grade_as_batch(paths, options, exercise)
 
 

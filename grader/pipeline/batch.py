@@ -5,10 +5,11 @@ grading one file at a time with ``grade_file`` in a fresh isolated child -> ``Ba
 ``BatchReport``.
 
 Speed comes from work shared safely: each slot starts the child for its next submission while the
-current one is graded (imports and warm-up done, no submission code run yet); the reference and its
-variants run once per batch (the cache, with one run per entry however many threads ask); compiled code
-comes from the trusted compilation cache. Isolation is per submission: every submission gets a child
-and sandbox of its own, and where children drop privileges no two children alive at once share a uid.
+current one is graded (forked from a fork server that imported jax and flax once; no submission code
+run yet); the reference and its variants run once per batch (the cache, with one run per entry however
+many threads ask); compiled code comes from the trusted compilation cache. Isolation is per submission:
+every submission gets a child and sandbox of its own, and where children drop privileges no two
+children alive at once share a uid.
 """
 
 from __future__ import annotations
@@ -351,7 +352,8 @@ class _Batch:
         self.queue(range(len(paths)))
         self.entries: dict[int, BatchEntry] = {}
         self._lock = threading.Lock()
-        self.starter = ChildStarter(options)  # the slots' children, forked from a server where they can be
+        # The slots' children, forked from a server where they can be; no warm-up: the cores are busy.
+        self.starter = ChildStarter(options, warm_up=False)
 
     def queue(self, indices: Iterable[int]) -> None:
         for index in indices:

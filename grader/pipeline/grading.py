@@ -313,11 +313,12 @@ def spawn_for(exercise: Exercise, options: GradeOptions, isolation: Isolation | 
     return spawn_child(_ahead_job(exercise, options, iso), iso)
 
 
-def _ahead_job(exercise: Exercise, options: GradeOptions, iso: Isolation) -> ChildJob:
-    """The job a child started ahead is made for: no submission yet, the exercise's warm-up."""
+def _ahead_job(exercise: Exercise, options: GradeOptions, iso: Isolation, *, warm_up: bool = True) -> ChildJob:
+    """The job a child started ahead is made for: no submission yet, the exercise's warm-up (unless not
+    ``warm_up``)."""
     options = dataclasses.replace(options, cache_dir=usable_cache_dir(options.cache_dir)[0])
     job = _submission_job(exercise, "", "", [], iso, options)
-    if exercise.spec.warmup:
+    if exercise.spec.warmup and warm_up:
         job = dataclasses.replace(
             job,
             warmup_source=(exercise.folder / exercise.spec.warmup).read_text(encoding="utf-8"),
@@ -327,19 +328,27 @@ def _ahead_job(exercise: Exercise, options: GradeOptions, iso: Isolation) -> Chi
 
 
 class ChildStarter:
-    """Starts the children of one batch or one watch ahead of their jobs (as ``spawn_for``): at the process
-    level forked from one fork server per exercise, else each in a fresh interpreter. A server that fails to
-    start or to fork is given up, and children start fresh: it only ever costs the time it would save.
+    """Starts the children of one batch or one watch ahead of their jobs (as ``spawn_for``): forked from one
+    fork server per exercise (under bubblewrap, each into a sandbox of its own), else each in a fresh
+    interpreter. A server that fails to start or to fork is given up, and children start fresh: it only
+    ever costs the time it would save.
+
+    ``warm_up``: whether each child runs the exercise's warm-up before its job. A watch's child waits for
+    the learner's next save with a core to itself, so compiling then takes that time off the save's
+    report. A batch keeps every core busy: there a warm-up only adds the compilations the submission
+    does not share (a file without the entry point, one that fails early or compiles its own way), about
+    a third of a batch's time in ``benchmarks/batch_throughput.py``.
     Thread-safe; ``close()`` ends the servers (children already started live on)."""
 
-    def __init__(self, options: GradeOptions) -> None:
+    def __init__(self, options: GradeOptions, *, warm_up: bool = True) -> None:
         self._options = options
+        self._warm_up = warm_up
         self._servers: dict[str, ForkServer | None] = {}
         self._lock = threading.Lock()
 
     def spawn(self, exercise: Exercise, isolation: Isolation | None = None) -> SpawnedChild:
         iso = isolation or choose_isolation(self._options.isolation)
-        job = _ahead_job(exercise, self._options, iso)
+        job = _ahead_job(exercise, self._options, iso, warm_up=self._warm_up)
         server = self._server(exercise, job, iso)
         if server is not None:
             try:
@@ -349,7 +358,7 @@ class ChildStarter:
         return spawn_child(job, iso)
 
     def _server(self, exercise: Exercise, job: ChildJob, iso: Isolation) -> ForkServer | None:
-        if not self._options.fork_server or iso.level != "process":
+        if not self._options.fork_server:
             return None
         with self._lock:
             if exercise.id not in self._servers:

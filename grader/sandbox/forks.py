@@ -1,4 +1,4 @@
-"""The fork server: children that start with jax and flax imported already (process level).
+"""The fork server: children that start with jax and flax imported already.
 
 A child of a batch or a watch pays first for an interpreter and ``import jax, flax.linen``, which is most of
 what a grading of a small exercise costs. A fork server imports them once, then forks each child from
@@ -9,13 +9,21 @@ deadlocks).
 
 The child is forked through an intermediate process that exits at once, so that it is handed to the
 grader, which is a subreaper: the grader supervises it, kills its group and collects its status as it
-does a child it started itself. Only at the process level: under bubblewrap each submission gets a
-sandbox of its own, which a shared server could not give, and children start fresh as before.
+does a child it started itself.
+
+Under bubblewrap each child still gets a sandbox of its own: the grader starts bwrap with the child's
+mounts and namespaces around a process that only holds them (``HOLDER``), and hands the server
+descriptors of those namespaces with the request. The intermediate joins them all (its root becomes the
+sandbox's root) and drops what privileges bwrap drops, so the child is born inside the sandbox's PID
+namespace; it checks that each namespace is the sandbox's, closes every descriptor it does not need, and
+only then goes on as a fresh child in that sandbox would. Where joining fails, no child is born and the
+grader starts a fresh one. Killing the sandbox's init ends it, as for a child bwrap started.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -33,13 +41,23 @@ from grader.sandbox.process import (
     SpawnedChild,
     become_subreaper,
     child_environment,
+    end_sandbox,
     make_run_dir,
+    read_sandbox_init,
+    sandbox_command,
     take_lease,
 )
 
 CHILD_FDS = 5  # what a request hands over: job, channel, lifeline, stdout, stderr (the harness's, pinned by a test)
 LOG_FILE = "server.log"  # the server's stderr, in its run folder
 ANSWER_WAIT_S = 10.0  # a fork takes milliseconds; a server that does not answer in this time is broken
+# What holds a sandbox open for a forked child: it says it runs (every mount is in place by then), then
+# waits for its standard input to close (the grader ended the sandbox, or died).
+HOLDER = ["-I", "-S", "-c", "import os; os.write(1, b'r'); os.read(0, 1)"]
+# The sandbox's namespaces a child joins; where the grader is not root, also the user namespace that owns
+# them ("owner", joined first) and the one the sandbox's processes live in ("user", joined last).
+NAMESPACES = ("pid", "mnt", "net", "ipc", "uts", "cgroup")
+NS_GET_USERNS = 0xB701  # ioctl: the user namespace that owns a namespace
 
 
 class ForkedChild:
@@ -65,11 +83,10 @@ class ForkedChild:
 
 class ForkServer:
     """One server for the children of one exercise: jobs like ``template`` (the same preloads, environment
-    and warm-up). Thread-safe: a batch's slots share it. ``close()`` ends it."""
+    and warm-up), at the process level or each in a bubblewrap sandbox of its own. Thread-safe: a batch's
+    slots share it. ``close()`` ends it. The server itself only imports, with the grader's privileges."""
 
     def __init__(self, template: ChildJob, isolation: Isolation, *, start_timeout_s: float) -> None:
-        if isolation.level != "process":
-            raise SandboxError("a fork server serves the process level only")
         # Before the server exists, so that its descendants know a subreaper is above them: each child it
         # forks is handed to the grader. Without one (not Linux), children start fresh.
         if not become_subreaper():
@@ -123,31 +140,48 @@ class ForkServer:
             raise
 
     def _fork(self, job: ChildJob, iso: Isolation, lease: UidLease | None) -> SpawnedChild:
-        run_dir, _, workdir = make_run_dir(job, with_harness=False)
+        sandboxed = iso.level == "bwrap"
+        run_dir, harness, workdir = make_run_dir(job, with_harness=sandboxed)
         if iso.drop_to:
             os.chown(workdir, *iso.drop_to)
+        request: dict = {"cwd": workdir, "env": child_environment(workdir, job.env)}
+        holder: subprocess.Popen | None = None
+        init: int | None = None
+        namespaces: dict[str, int] = {}
+        try:
+            if sandboxed:
+                holder, init = _start_sandbox(iso, job, run_dir)
+                namespaces, request["expect"] = _open_namespaces(init)
+                request["harness"] = os.path.dirname(harness)  # the warm-up, inside the sandbox
+        except BaseException:
+            if holder is not None:
+                end_sandbox(holder, init)
+            remove_tree(run_dir)
+            raise
+        request["namespaces"] = list(namespaces)
         pipes = [os.pipe() for _ in range(CHILD_FDS)]  # job, channel, lifeline, stdout, stderr
         (job_read, job_write), (channel_read, channel_write), (life_read, life_write) = pipes[:3]
         (out_read, out_write), (err_read, err_write) = pipes[3:]
         theirs = [job_read, channel_write, life_read, out_write, err_write]
-        request = json.dumps({"cwd": workdir, "env": child_environment(workdir, job.env)}).encode()
         try:
             with self._lock:
-                socket.send_fds(self._control, [request], theirs)
+                socket.send_fds(self._control, [json.dumps(request).encode()], [*theirs, *namespaces.values()])
                 answer = self._answer(ANSWER_WAIT_S)
         except OSError as exc:
             answer = str(exc).encode()
         finally:
-            for fd in theirs:
+            for fd in [*theirs, *namespaces.values()]:
                 os.close(fd)
         pid = int(answer) if answer.strip().isdigit() else -1
         if pid <= 0:
             for fd in (job_write, channel_read, life_write, out_read, err_read):
                 os.close(fd)
+            if holder is not None:
+                end_sandbox(holder, init)
             remove_tree(run_dir)
             raise SandboxError(f"the fork server could not start a child: {answer[:200]!r}")
         proc = ForkedChild(pid, os.fdopen(out_read, "rb"), os.fdopen(err_read, "rb"))
-        return SpawnedChild(proc, iso, run_dir, job_write, channel_read, None, life_write, lease)
+        return SpawnedChild(proc, iso, run_dir, job_write, channel_read, init, life_write, lease, holder=holder)
 
     def _answer(self, timeout: float) -> bytes:
         ready, _, _ = select.select([self._control], [], [], timeout)
@@ -166,6 +200,56 @@ class ForkServer:
             self.proc.wait()
         self.log = _tail(os.path.join(self.run_dir, LOG_FILE))
         remove_tree(self.run_dir)
+
+
+def _start_sandbox(iso: Isolation, job: ChildJob, run_dir: str) -> tuple[subprocess.Popen, int]:
+    """Starts bwrap with a child's sandbox for ``job`` around the holder; returns it and the sandbox's init
+    once every mount is in place."""
+    info_read, info_write = os.pipe()
+    try:
+        holder = subprocess.Popen(
+            sandbox_command(iso, job, [sys.executable, *HOLDER], run_dir=run_dir, info_fd=info_write),
+            cwd=run_dir,
+            env={"PATH": os.defpath},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(info_write,),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        os.close(info_read)
+        raise SandboxError(f"cannot start a sandbox: {exc}") from exc
+    finally:
+        os.close(info_write)
+    init = read_sandbox_init(info_read)
+    os.close(info_read)
+    assert holder.stdout is not None
+    ready, _, _ = select.select([holder.stdout], [], [], ANSWER_WAIT_S)
+    if init is None or not ready or holder.stdout.read(1) != b"r":
+        end_sandbox(holder, init)
+        raise SandboxError("the sandbox for a forked child did not start")
+    return holder, init
+
+
+def _open_namespaces(init: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Descriptors of the namespaces of the sandbox whose init is ``init``, by the name the harness knows
+    them by, and the inode of each (what the child checks it joined)."""
+    opened: dict[str, int] = {}
+    try:
+        for name in NAMESPACES:
+            opened[name] = os.open(f"/proc/{init}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        inner = os.open(f"/proc/{init}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        if os.fstat(inner).st_ino == os.stat("/proc/self/ns/user").st_ino:
+            os.close(inner)  # the grader is root: bwrap made no user namespace
+        else:
+            opened = {"owner": fcntl.ioctl(opened["pid"], NS_GET_USERNS), **opened, "user": inner}
+        expect = {name: os.fstat(fd).st_ino for name, fd in opened.items() if name != "owner"}
+    except OSError as exc:
+        for fd in opened.values():
+            os.close(fd)
+        raise SandboxError(f"cannot open the namespaces of a sandbox: {exc}") from exc
+    return opened, expect
 
 
 def _tail(path: str) -> str:

@@ -518,13 +518,16 @@ def _run_case(case: dict, module: types.ModuleType, entry, capture: _Capture, ma
     return message
 
 
+_warmup_dir = ""  # where the warm-up lies, when not next to this file (a child forked into a sandbox)
+
+
 def _warm_up() -> bool | None:
     """Runs the exercise's warm-up when the grader left one next to the harness (a child started ahead).
 
     Returns None without a warm-up, else whether it ran through. Nothing it computed is kept: the job,
     and the submission, come after.
     """
-    folder = os.path.dirname(os.path.abspath(__file__))
+    folder = _warmup_dir or os.path.dirname(os.path.abspath(__file__))
     code_path, calls_path = os.path.join(folder, "warmup.py"), os.path.join(folder, "warmup.json")
     if not os.path.exists(code_path):
         return None
@@ -605,27 +608,34 @@ def main(argv: list[str]) -> None:
 # --- the fork server: children that start with jax and flax imported already ------------------------------
 
 CHILD_FDS = 5  # what each request hands over: job, channel, lifeline, stdout, stderr
+MAX_NAMESPACES = 8  # ... then, for a child that joins a sandbox, one descriptor per namespace
+_CLONE_NEWUSER, _CLONE_NEWPID = 0x10000000, 0x20000000
+_PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _CAP_VERSION_3 = 24, 38, 0x20080522
 
 
 def serve_forks(argv: list[str]) -> None:
     """``--fork-server CONTROL_FD PRELOADS``: imports the preloads once, then forks one child per request.
 
     It only imports: nothing is computed here, since a fork after XLA has started its threads deadlocks.
-    Each request on the control socket (a UNIX socket from the grader) carries the child's five pipes and
-    its working directory and environment. The child is forked twice over, so that it becomes the
-    grader's own (the grader is a subreaper: the orphan is handed to it), and then runs as ``main`` would
-    in a fresh process: hello, warm-up, job, limits, lower privileges, submission. The server ends when
-    the grader closes the socket (it exited, however it died).
+    Each request on the control socket (a UNIX socket from the grader) carries the child's five pipes, its
+    working directory and environment, and, for a child that runs in a sandbox, descriptors of the
+    sandbox's namespaces. The child is forked twice over, so that it becomes the grader's own (the grader
+    is a subreaper: the orphan is handed to it), joins its sandbox, and then runs as ``main`` would in a
+    fresh process: hello, warm-up, job, limits, lower privileges, submission. The server ends when the
+    grader closes the socket (it exited, however it died).
     """
     import importlib
     import socket
 
     for name in [name for name in argv[3].split(",") if name]:
         importlib.import_module(name)
+    import gc
+
+    gc.freeze()  # what the imports made is never scanned again: a child's collections copy none of its pages
     control = socket.socket(fileno=int(argv[2]))
     control.sendall(b"ready\n")
     while True:
-        message, fds, _, _ = socket.recv_fds(control, 1 << 20, CHILD_FDS)
+        message, fds, _, _ = socket.recv_fds(control, 1 << 20, CHILD_FDS + MAX_NAMESPACES)
         if not message:
             os._exit(0)
         try:
@@ -637,18 +647,26 @@ def serve_forks(argv: list[str]) -> None:
 
 
 def _fork_child(request: dict, fds: list[int], control: int, preload: str) -> int:
-    """Forks the child through an intermediate process that exits at once; returns the child's pid (or -1)."""
-    if len(fds) != CHILD_FDS:
+    """Forks the child through an intermediate process that exits at once; returns the child's pid (or -1).
+
+    For a sandboxed child the intermediate joins the sandbox's namespaces first (``_enter_sandbox``; where it
+    cannot, no child is born and the grader starts a fresh one): the child is then born inside the
+    sandbox's PID namespace, with its root, and dies with the sandbox's init."""
+    names = request.get("namespaces", [])
+    if len(fds) != CHILD_FDS + len(names):
         return -1
+    namespaces = dict(zip(names, fds[CHILD_FDS:], strict=True))
     read_pid, write_pid = os.pipe()
     intermediate = os.fork()
     if intermediate == 0:
         try:
             os.close(read_pid)
+            if namespaces:
+                _enter_sandbox(request, namespaces)
             child = os.fork()
             if child == 0:
                 os.close(write_pid)
-                _become_child(request, fds, control, preload)  # never returns
+                _become_child(request, fds[:CHILD_FDS], control, preload)  # never returns
             os.write(write_pid, str(child).encode())
         finally:
             os._exit(0)
@@ -659,8 +677,73 @@ def _fork_child(request: dict, fds: list[int], control: int, preload: str) -> in
     return int(text) if text.isdigit() else -1
 
 
+def _setns(fd: int, kind: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, kind) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"setns: {os.strerror(error)}")
+
+
+def _enter_sandbox(request: dict, namespaces: dict[str, int]) -> None:
+    """Joins a sandbox's namespaces (in the intermediate, which runs nothing else): the user namespace that
+    owns them where the grader is not root, then the PID namespace (for the child to come), network, IPC,
+    UTS and cgroup, each checked against the sandbox's; then the mount namespace, which makes the sandbox's
+    root this process's root, and the user namespace the sandbox's processes live in. As bubblewrap does
+    for a child of its own: no new privileges from here on, and where the user namespace gave
+    capabilities (the grader is not root), none left, bounding set included (as root, the job's uid drops
+    them)."""
+    import ctypes
+
+    kinds = {"owner": _CLONE_NEWUSER, "pid": _CLONE_NEWPID}
+    for name in ("owner", "pid", "net", "ipc", "uts", "cgroup"):
+        if name in namespaces:
+            _setns(namespaces[name], kinds.get(name, 0))
+    expect = request.get("expect", {})
+    for name in ("pid", "net", "ipc", "uts", "cgroup"):
+        link = "pid_for_children" if name == "pid" else name
+        if name in expect and os.stat(f"/proc/self/ns/{link}").st_ino != expect[name]:
+            raise OSError(f"not in the sandbox's {name} namespace")
+    _setns(namespaces["mnt"], 0)
+    if "user" in namespaces:
+        _setns(namespaces["user"], _CLONE_NEWUSER)
+    for fd in namespaces.values():
+        os.close(fd)
+    libc = ctypes.CDLL(None, use_errno=True)
+    failed = libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+    if "user" in namespaces and not failed:
+        with open("/proc/sys/kernel/cap_last_cap", encoding="ascii") as last:
+            failed = any(libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 for cap in range(int(last.read()) + 1))
+        header = (ctypes.c_uint32 * 2)(_CAP_VERSION_3, 0)
+        data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable: twice 32 bits, all zero
+        failed = failed or libc.capset(header, data) != 0
+    if failed:
+        error = ctypes.get_errno()
+        raise OSError(error, f"dropping privileges: {os.strerror(error)}")
+
+
+def _check_sandbox(expect: dict[str, int]) -> None:
+    """In the child, born in the sandbox's PID namespace and so seeing its ``/proc``: every namespace is
+    the sandbox's (the mount and user namespaces too)."""
+    for name, number in expect.items():
+        if os.stat(f"/proc/self/ns/{name}").st_ino != number:
+            raise OSError(f"this process is not in the sandbox's {name} namespace")
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    """Closes every descriptor the server held that the child does not need (a folder of the grader's,
+    held open, would be a way out of a sandbox)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 def _become_child(request: dict, fds: list[int], control: int, preload: str) -> None:
     """In the forked child: its own session, standard streams, folder and environment, then ``main``."""
+    global _warmup_dir
     status = 0
     try:
         os.setsid()
@@ -671,13 +754,18 @@ def _become_child(request: dict, fds: list[int], control: int, preload: str) -> 
             os.dup2(source, target)
         for fd in (null, stdout, stderr):
             os.close(fd)
+        _close_other_fds({job, channel, lifeline})
+        _check_sandbox(request.get("expect", {}))
         os.chdir(request["cwd"])
+        _warmup_dir = request.get("harness", "")
         os.umask(0o022)
         os.environ.clear()
         os.environ.update(request["env"])
         for name in ("SIGINT", "SIGTERM", "SIGPIPE"):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
-        main([sys.argv[0], str(job), str(channel), preload, str(lifeline)])
+        harness = os.path.join(_warmup_dir, "harness.py") if _warmup_dir else sys.argv[0]
+        sys.argv = [harness, str(job), str(channel), preload, str(lifeline)]  # as a fresh child's
+        main(sys.argv)
     except BaseException:  # noqa: BLE001 - as in a fresh process: a fault of the harness
         traceback.print_exc()
         status = 70

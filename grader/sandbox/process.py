@@ -350,6 +350,13 @@ def _child_command(
     argv = [sys.executable, "-I", harness, str(fds[0]), str(fds[1]), ",".join(job.preload), str(fds[2])]
     if iso.level == "process":
         return argv
+    return sandbox_command(iso, job, argv, run_dir=run_dir, info_fd=info_fd)
+
+
+def sandbox_command(iso: Isolation, job: ChildJob, argv: list[str], *, run_dir: str, info_fd: int) -> list[str]:
+    """The bubblewrap command line that runs ``argv`` in the sandbox of a child for ``job``: the Python
+    environment and the job's readable folders read-only (its hidden folders covered), ``run_dir``'s work
+    folder writable."""
     readable = [*environment_paths(), *(Path(p) for p in job.readable if os.path.isdir(p))]
     hidden = [
         Path(p)
@@ -387,6 +394,9 @@ class SpawnedChild:
     lifeline: int = -1
     lease: UidLease | None = None  # the uid the child runs as, its own while it lives
     used: bool = False
+    # A child forked into a sandbox (see ``forks.py``): the bwrap process that holds the sandbox, whose
+    # init is ``sandbox_init``. Killing that init ends everything in the sandbox, the child too.
+    holder: subprocess.Popen | None = None
 
     def discard(self) -> None:
         """Ends a child that will get no job."""
@@ -404,10 +414,30 @@ class SpawnedChild:
             with contextlib.suppress(OSError):
                 os.close(self.lifeline)
             self.lifeline = -1
+        if self.holder is not None:
+            end_sandbox(self.holder, self.sandbox_init)
+            self.holder = None
         if self.lease is not None:
             self.lease.release()
             self.lease = None
         remove_tree(self.run_dir)
+
+
+def end_sandbox(holder: subprocess.Popen, init: int | None) -> None:
+    """Ends a sandbox held by ``holder`` (a bwrap process): kills its init while bwrap still runs (after,
+    the pid may be another process's), which kills everything inside, then collects bwrap."""
+    if holder.poll() is None and init is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(init, signal.SIGKILL)
+    for stream in (holder.stdin, holder.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        holder.wait(timeout=REAP_WAIT_S)
+    except subprocess.TimeoutExpired:
+        holder.kill()
+        holder.wait()
 
 
 def spawn_child(job: ChildJob, isolation: Isolation | None = None) -> SpawnedChild:
@@ -482,7 +512,7 @@ def _spawn(job: ChildJob, iso: Isolation, lease: UidLease | None) -> SpawnedChil
         raise SandboxError(f"cannot start the child process: {exc}") from exc
     for fd in (job_read, channel_write, info_write, life_read):
         os.close(fd)
-    sandbox_init = _read_sandbox_init(info_read) if iso.level == "bwrap" else None
+    sandbox_init = read_sandbox_init(info_read) if iso.level == "bwrap" else None
     os.close(info_read)
     return SpawnedChild(proc, iso, run_dir, job_write, channel_read, sandbox_init, life_write, lease)
 
@@ -544,7 +574,8 @@ def run_child(
     writer.start()
     try:
         run = _Supervisor(proc, child.channel_read, job, limits, cancel, child.sandbox_init).supervise()
-        return _signal_through_bwrap(run) if iso.level == "bwrap" else run
+        # A child forked into a sandbox is the grader's own: its status needs no reading back.
+        return _signal_through_bwrap(run) if iso.level == "bwrap" and child.holder is None else run
     finally:
         if proc.returncode is None:  # only when supervision itself failed
             _kill_group(proc)
@@ -554,7 +585,7 @@ def run_child(
         child.end()
 
 
-def _read_sandbox_init(fd: int) -> int | None:
+def read_sandbox_init(fd: int) -> int | None:
     """The pid of the sandbox's init, from bwrap's info pipe (written as soon as the sandbox exists)."""
     data = b""
     deadline = time.monotonic() + INFO_WAIT_S
