@@ -21,6 +21,7 @@ import pytest
 from grader.errors import SandboxError
 from grader.exercise.spec import discover_exercises, get_exercise
 from grader.pipeline.grading import ChildStarter, GradeOptions, _ahead_job, grade_file
+from grader.sandbox import forks
 from grader.sandbox.forks import ForkedChild, ForkServer
 from grader.sandbox.isolation import choose_isolation
 from tests.conftest import HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES
@@ -198,6 +199,39 @@ def test_a_server_that_fails_to_fork_leaves_children_to_start_fresh(
         again = starter.spawn(exercise)  # type: ignore[arg-type]
         assert isinstance(again.proc, subprocess.Popen)  # the server was given up
         again.discard()
+    finally:
+        starter.close()
+
+
+@pytest.mark.skipif("bwrap" not in _levels(), reason="bubblewrap does not work here")
+def test_a_child_that_cannot_join_its_sandbox_is_never_born(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the intermediate finds itself in another namespace than the sandbox's (here: told to expect
+    one that does not exist), no child is born from the server, and the child starts fresh instead."""
+    opened = forks._open_namespaces
+
+    def wrong(init: int) -> tuple[dict[str, int], dict[str, int]]:
+        namespaces, expect = opened(init)
+        return namespaces, {**expect, "net": 1}
+
+    monkeypatch.setattr(forks, "_open_namespaces", wrong)
+    options, exercise = _toy(cache_dir, "bwrap")
+    path = tmp_path / "toy.py"
+    path.write_text(CORRECT)
+    iso = choose_isolation("bwrap")
+    job = _ahead_job(exercise, options, iso)  # type: ignore[arg-type]
+    server = ForkServer(job, iso, start_timeout_s=60)
+    try:
+        with pytest.raises(SandboxError, match="could not start a child"):
+            server.spawn(job, iso)
+    finally:
+        server.close()
+    starter = ChildStarter(options)
+    try:
+        child = starter.spawn(exercise)  # type: ignore[arg-type]
+        assert isinstance(child.proc, subprocess.Popen)  # a fresh interpreter, in a sandbox bwrap made
+        assert grade_file(path, exercise_id="toy-scale", options=options, spawned=child).status == "passed"
     finally:
         starter.close()
 
