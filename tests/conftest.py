@@ -28,6 +28,15 @@ HOSTILE_TIMEOUT_S = 300
 PROCESS_HEADROOM = 4096  # processes and threads a hostile test's children may add to their user's count
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ctrl_c_reaches_children() -> None:
+    """A suite started in the background by a shell without job control inherits Ctrl-C ignored, and so
+    would every grader it starts: the tests that stop a grader with Ctrl-C would see it carry on. A
+    handled (not ignored) SIGINT here is reset to the default in every program the tests execute."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True)
 def _plain_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for name in ("NO_COLOR", "FORCE_COLOR", "COLUMNS"):
