@@ -87,6 +87,16 @@ PROBE = (
     CORRECT
     + """
 import json, os
+
+
+def changeable(path):
+    try:
+        os.chmod(path, os.stat(path).st_mode & 0o7777)  # the same mode: nothing changes if it works
+    except OSError:
+        return False
+    return True
+
+
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
 print(json.dumps({
     "root": sorted(os.listdir("/")),
@@ -99,6 +109,7 @@ print(json.dumps({
     "no_new_privs": status["NoNewPrivs"].strip(),
     "descriptors": len(os.listdir("/proc/self/fd")),
     "checkout": os.path.exists({checkout!r}),
+    "exe_changeable": changeable("/proc/self/exe"),
 }))
 """
 )
@@ -131,12 +142,12 @@ def test_children_forked_under_bubblewrap_get_sandboxes_of_their_own(cache_dir: 
         starter.close()
     fresh = seen(grade_file(path, exercise_id="toy-scale", options=options))
     for forked in (one, two):
-        for key in ("root", "caps", "no_new_privs", "descriptors", "checkout"):
+        for key in ("root", "caps", "no_new_privs", "descriptors", "checkout", "exe_changeable"):
             assert forked[key] == fresh[key], key
         assert (forked["uid"] == os.getuid()) == (fresh["uid"] == os.getuid())  # a leased uid, where root
         assert forked["processes"] <= 3  # the sandbox's init, what holds the sandbox, itself
         assert sorted(forked["tmp"]) == sorted(_own_run(forked) + [n for n in fresh["tmp"] if n not in _own_run(fresh)])
-    assert fresh["checkout"] is False and fresh["no_new_privs"] == "1"
+    assert fresh["checkout"] is False and fresh["no_new_privs"] == "1" and fresh["exe_changeable"] is False
     assert len(_own_run(one)) == len(_own_run(two)) == 1 and _own_run(one) != _own_run(two)  # not each other's
     ours = {key: os.stat(f"/proc/self/ns/{key}").st_ino for key in ("mnt", "net")}
     assert len({one["mnt"], two["mnt"], ours["mnt"]}) == 3 and len({one["net"], two["net"], ours["net"]}) == 3
@@ -204,18 +215,29 @@ def test_a_server_that_fails_to_fork_leaves_children_to_start_fresh(
 
 
 @pytest.mark.skipif("bwrap" not in _levels(), reason="bubblewrap does not work here")
+@pytest.mark.parametrize("wrong", ["joined", "opened"])
 def test_a_child_that_cannot_join_its_sandbox_is_never_born(
-    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wrong: str
 ) -> None:
-    """Where the intermediate finds itself in another namespace than the sandbox's (here: told to expect
-    one that does not exist), no child is born from the server, and the child starts fresh instead."""
-    opened = forks._open_namespaces
+    """Where the intermediate finds itself in another namespace than the sandbox's (``joined``), or the
+    namespaces the grader opened are not the ones bwrap made (``opened``: as when the sandbox's init died
+    and its pid went to another process), no child is born from the server, and children start fresh."""
+    if wrong == "joined":
+        opened = forks._open_namespaces
 
-    def wrong(init: int) -> tuple[dict[str, int], dict[str, int]]:
-        namespaces, expect = opened(init)
-        return namespaces, {**expect, "net": 1}
+        def expect_another(init: int, info: dict) -> tuple[dict[str, int], dict[str, int]]:
+            namespaces, expect = opened(init, info)
+            return namespaces, {**expect, "net": 1}
 
-    monkeypatch.setattr(forks, "_open_namespaces", wrong)
+        monkeypatch.setattr(forks, "_open_namespaces", expect_another)
+    else:
+        started = forks._start_sandbox
+
+        def another_mount_namespace(*args: object) -> tuple[subprocess.Popen, int, dict]:
+            holder, init, info = started(*args)  # type: ignore[arg-type]
+            return holder, init, {**info, "mnt-namespace": os.stat("/proc/self/ns/mnt").st_ino}
+
+        monkeypatch.setattr(forks, "_start_sandbox", another_mount_namespace)
     options, exercise = _toy(cache_dir, "bwrap")
     path = tmp_path / "toy.py"
     path.write_text(CORRECT)
@@ -223,7 +245,7 @@ def test_a_child_that_cannot_join_its_sandbox_is_never_born(
     job = _ahead_job(exercise, options, iso)  # type: ignore[arg-type]
     server = ForkServer(job, iso, start_timeout_s=60)
     try:
-        with pytest.raises(SandboxError, match="could not start a child"):
+        with pytest.raises(SandboxError, match="could not start a child" if wrong == "joined" else "not the one"):
             server.spawn(job, iso)
     finally:
         server.close()
@@ -234,6 +256,24 @@ def test_a_child_that_cannot_join_its_sandbox_is_never_born(
         assert grade_file(path, exercise_id="toy-scale", options=options, spawned=child).status == "passed"
     finally:
         starter.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the interpreter's file another owner")
+def test_no_forking_into_sandboxes_where_a_child_could_change_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child forked into a sandbox still reaches the server's interpreter file through /proc/self/exe. As
+    a grader that is not root (here: uid 12345), forking is only for an interpreter it does not own."""
+    interpreter = tmp_path / "python3"
+    interpreter.write_bytes(b"")
+    interpreter.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(interpreter))
+    monkeypatch.setattr(os, "geteuid", lambda: 12345)
+    assert forks.exe_out_of_reach()  # root's file, not writable by others: out of the child's reach
+    os.chown(interpreter, 12345, 12345)
+    assert not forks.exe_out_of_reach()  # the grader's own file (a pyenv of the user's)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert forks.exe_out_of_reach()  # as root, the child runs as another uid
 
 
 def test_no_fork_server_when_asked_for_none(cache_dir: Path) -> None:

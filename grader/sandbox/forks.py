@@ -13,11 +13,13 @@ does a child it started itself.
 
 Under bubblewrap each child still gets a sandbox of its own: the grader starts bwrap with the child's
 mounts and namespaces around a process that only holds them (``HOLDER``), and hands the server
-descriptors of those namespaces with the request. The intermediate joins them all (its root becomes the
-sandbox's root) and drops what privileges bwrap drops, so the child is born inside the sandbox's PID
-namespace; it checks that each namespace is the sandbox's, closes every descriptor it does not need, and
-only then goes on as a fresh child in that sandbox would. Where joining fails, no child is born and the
-grader starts a fresh one. Killing the sandbox's init ends it, as for a child bwrap started.
+descriptors of those namespaces (each checked against what bwrap reported making) with the request. The
+intermediate joins them all (its root becomes the sandbox's root) and drops what privileges bwrap drops,
+so the child is born inside the sandbox's PID namespace; it closes every descriptor it does not need,
+checks that each namespace is the sandbox's, and only then goes on as a fresh child in that sandbox
+would. Where joining fails, no child is born and the grader starts a fresh one. Killing the sandbox's
+init ends it, as for a child bwrap started. A grader that is not root forks into sandboxes only where
+the interpreter's file is out of the child's reach (``exe_out_of_reach``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from grader.sandbox.process import (
     child_environment,
     end_sandbox,
     make_run_dir,
-    read_sandbox_init,
+    read_sandbox_info,
     sandbox_command,
     take_lease,
 )
@@ -91,6 +93,8 @@ class ForkServer:
         # forks is handed to the grader. Without one (not Linux), children start fresh.
         if not become_subreaper():
             raise SandboxError("a fork server needs the grader to be a subreaper (Linux)")
+        if isolation.level == "bwrap" and not exe_out_of_reach():
+            raise SandboxError("a forked child could change the interpreter's file (its /proc/self/exe)")
         self.isolation = isolation
         self.template = template
         self._lock = threading.Lock()
@@ -142,46 +146,48 @@ class ForkServer:
     def _fork(self, job: ChildJob, iso: Isolation, lease: UidLease | None) -> SpawnedChild:
         sandboxed = iso.level == "bwrap"
         run_dir, harness, workdir = make_run_dir(job, with_harness=sandboxed)
-        if iso.drop_to:
-            os.chown(workdir, *iso.drop_to)
-        request: dict = {"cwd": workdir, "env": child_environment(workdir, job.env)}
         holder: subprocess.Popen | None = None
         init: int | None = None
         namespaces: dict[str, int] = {}
+        ours: list[int] = []  # the grader's ends of the child's pipes
         try:
+            if iso.drop_to:
+                os.chown(workdir, *iso.drop_to)
+            request: dict = {"cwd": workdir, "env": child_environment(workdir, job.env)}
             if sandboxed:
-                holder, init = _start_sandbox(iso, job, run_dir)
-                namespaces, request["expect"] = _open_namespaces(init)
+                holder, init, info = _start_sandbox(iso, job, run_dir)
+                namespaces, request["expect"] = _open_namespaces(init, info)
                 request["harness"] = os.path.dirname(harness)  # the warm-up, inside the sandbox
-        except BaseException:
+            request["namespaces"] = list(namespaces)
+            pipes = [os.pipe() for _ in range(CHILD_FDS)]  # job, channel, lifeline, stdout, stderr
+            theirs = [pipes[0][0], pipes[1][1], pipes[2][0], pipes[3][1], pipes[4][1]]
+            ours = [pipes[0][1], pipes[1][0], pipes[2][1], pipes[3][0], pipes[4][0]]
+            try:
+                with self._lock:
+                    socket.send_fds(self._control, [json.dumps(request).encode()], [*theirs, *namespaces.values()])
+                    answer = self._answer(ANSWER_WAIT_S)
+            except OSError as exc:
+                answer = str(exc).encode()
+            finally:
+                for fd in [*theirs, *namespaces.values()]:
+                    os.close(fd)
+                namespaces = {}
+            pid = int(answer) if answer.strip().isdigit() else -1
+            if pid <= 0:
+                raise SandboxError(f"the fork server could not start a child: {answer[:200]!r}")
+            job_write, channel_read, life_write, out_read, err_read = ours
+            proc = ForkedChild(pid, os.fdopen(out_read, "rb"), os.fdopen(err_read, "rb"))
+            return SpawnedChild(proc, iso, run_dir, job_write, channel_read, init, life_write, lease, holder=holder)
+        except BaseException as exc:
+            for fd in [*ours, *namespaces.values()]:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             if holder is not None:
                 end_sandbox(holder, init)
             remove_tree(run_dir)
+            if isinstance(exc, OSError):
+                raise SandboxError(f"the fork server could not start a child: {exc}") from exc
             raise
-        request["namespaces"] = list(namespaces)
-        pipes = [os.pipe() for _ in range(CHILD_FDS)]  # job, channel, lifeline, stdout, stderr
-        (job_read, job_write), (channel_read, channel_write), (life_read, life_write) = pipes[:3]
-        (out_read, out_write), (err_read, err_write) = pipes[3:]
-        theirs = [job_read, channel_write, life_read, out_write, err_write]
-        try:
-            with self._lock:
-                socket.send_fds(self._control, [json.dumps(request).encode()], [*theirs, *namespaces.values()])
-                answer = self._answer(ANSWER_WAIT_S)
-        except OSError as exc:
-            answer = str(exc).encode()
-        finally:
-            for fd in [*theirs, *namespaces.values()]:
-                os.close(fd)
-        pid = int(answer) if answer.strip().isdigit() else -1
-        if pid <= 0:
-            for fd in (job_write, channel_read, life_write, out_read, err_read):
-                os.close(fd)
-            if holder is not None:
-                end_sandbox(holder, init)
-            remove_tree(run_dir)
-            raise SandboxError(f"the fork server could not start a child: {answer[:200]!r}")
-        proc = ForkedChild(pid, os.fdopen(out_read, "rb"), os.fdopen(err_read, "rb"))
-        return SpawnedChild(proc, iso, run_dir, job_write, channel_read, init, life_write, lease, holder=holder)
 
     def _answer(self, timeout: float) -> bytes:
         ready, _, _ = select.select([self._control], [], [], timeout)
@@ -190,7 +196,7 @@ class ForkServer:
     def close(self) -> None:
         """Ends the server (it exits when its socket closes; killed if it does not) and removes its folders.
         Children it forked live on, each to the end of its own grading."""
-        with contextlib.suppress(OSError):
+        with self._lock, contextlib.suppress(OSError):  # not while a request waits for its answer
             self._control.close()
         try:
             self.proc.wait(timeout=ANSWER_WAIT_S)
@@ -202,15 +208,15 @@ class ForkServer:
         remove_tree(self.run_dir)
 
 
-def _start_sandbox(iso: Isolation, job: ChildJob, run_dir: str) -> tuple[subprocess.Popen, int]:
-    """Starts bwrap with a child's sandbox for ``job`` around the holder; returns it and the sandbox's init
-    once every mount is in place."""
+def _start_sandbox(iso: Isolation, job: ChildJob, run_dir: str) -> tuple[subprocess.Popen, int, dict]:
+    """Starts bwrap with a child's sandbox for ``job`` around the holder; returns it, the sandbox's init and
+    bwrap's word on the sandbox, once every mount is in place."""
     info_read, info_write = os.pipe()
     try:
         holder = subprocess.Popen(
             sandbox_command(iso, job, [sys.executable, *HOLDER], run_dir=run_dir, info_fd=info_write),
             cwd=run_dir,
-            env={"PATH": os.defpath},
+            env=child_environment(run_dir, {}),  # what the interpreter needs (LD_LIBRARY_PATH), as a child's
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -222,34 +228,58 @@ def _start_sandbox(iso: Isolation, job: ChildJob, run_dir: str) -> tuple[subproc
         raise SandboxError(f"cannot start a sandbox: {exc}") from exc
     finally:
         os.close(info_write)
-    init = read_sandbox_init(info_read)
+    info = read_sandbox_info(info_read)
     os.close(info_read)
+    init = None if info is None else int(info["child-pid"])
     assert holder.stdout is not None
     ready, _, _ = select.select([holder.stdout], [], [], ANSWER_WAIT_S)
-    if init is None or not ready or holder.stdout.read(1) != b"r":
+    if info is None or init is None or not ready or holder.stdout.read(1) != b"r":
         end_sandbox(holder, init)
         raise SandboxError("the sandbox for a forked child did not start")
-    return holder, init
+    return holder, init, info
 
 
-def _open_namespaces(init: int) -> tuple[dict[str, int], dict[str, int]]:
+def _open_namespaces(init: int, info: dict) -> tuple[dict[str, int], dict[str, int]]:
     """Descriptors of the namespaces of the sandbox whose init is ``init``, by the name the harness knows
-    them by, and the inode of each (what the child checks it joined)."""
+    them by, and the inode of each (what the intermediate and the child check they joined). Each must be
+    the one bwrap said it made (``info``): an init that died, its pid taken by another process, is refused."""
     opened: dict[str, int] = {}
     try:
         for name in NAMESPACES:
             opened[name] = os.open(f"/proc/{init}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
-        inner = os.open(f"/proc/{init}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-        if os.fstat(inner).st_ino == os.stat("/proc/self/ns/user").st_ino:
-            os.close(inner)  # the grader is root: bwrap made no user namespace
+            made = info.get(f"{name}-namespace")
+            if made is not None and os.fstat(opened[name]).st_ino != made:
+                raise SandboxError(f"the sandbox's {name} namespace is not the one bwrap made")
+        opened["user"] = os.open(f"/proc/{init}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        if os.fstat(opened["user"]).st_ino == os.stat("/proc/self/ns/user").st_ino:
+            os.close(opened.pop("user"))  # the grader is root: bwrap made no user namespace
         else:
-            opened = {"owner": fcntl.ioctl(opened["pid"], NS_GET_USERNS), **opened, "user": inner}
+            opened = {"owner": fcntl.ioctl(opened["pid"], NS_GET_USERNS), **opened}
         expect = {name: os.fstat(fd).st_ino for name, fd in opened.items() if name != "owner"}
-    except OSError as exc:
+    except BaseException as exc:
         for fd in opened.values():
             os.close(fd)
-        raise SandboxError(f"cannot open the namespaces of a sandbox: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise SandboxError(f"cannot open the namespaces of a sandbox: {exc}") from exc
+        raise
     return opened, expect
+
+
+def exe_out_of_reach() -> bool:
+    """Whether a child forked into a sandbox cannot change the interpreter's file. Joining a mount namespace
+    leaves ``/proc/self/exe`` on the file the server was started from, outside the sandbox's read-only
+    mounts: where the grader is root the child drops to a uid that does not own it; where the grader is
+    not, the child keeps its user, and the file must be neither that user's nor writable by it (a
+    virtual environment's link to a system Python is fine; a pyenv of the user's is not)."""
+    uid = os.geteuid()
+    if uid == 0:
+        return True
+    try:
+        info = os.stat(sys.executable)
+    except OSError:
+        return False
+    group_writes = info.st_mode & 0o020 and info.st_gid in {os.getegid(), *os.getgroups()}
+    return info.st_uid != uid and not info.st_mode & 0o002 and not group_writes
 
 
 def _tail(path: str) -> str:

@@ -587,6 +587,13 @@ def run_child(
 
 def read_sandbox_init(fd: int) -> int | None:
     """The pid of the sandbox's init, from bwrap's info pipe (written as soon as the sandbox exists)."""
+    info = read_sandbox_info(fd)
+    return None if info is None else int(info["child-pid"])
+
+
+def read_sandbox_info(fd: int) -> dict | None:
+    """What bwrap writes on its info pipe: the pid of the sandbox's init (``child-pid``) and the inode of
+    each namespace it made (``mnt-namespace`` ...)."""
     data = b""
     deadline = time.monotonic() + INFO_WAIT_S
     while b"}" not in data and time.monotonic() < deadline:
@@ -596,9 +603,11 @@ def read_sandbox_init(fd: int) -> int | None:
             break
         data += chunk
     try:
-        return int(json.loads(data[: data.index(b"}") + 1])["child-pid"])
+        info = json.loads(data[: data.index(b"}") + 1])
+        int(info["child-pid"])
     except (ValueError, KeyError, TypeError):
         return None
+    return info if isinstance(info, dict) else None
 
 
 def _signal_through_bwrap(run: ChildRun) -> ChildRun:
