@@ -512,7 +512,8 @@ def _spawn(job: ChildJob, iso: Isolation, lease: UidLease | None) -> SpawnedChil
         raise SandboxError(f"cannot start the child process: {exc}") from exc
     for fd in (job_read, channel_write, info_write, life_read):
         os.close(fd)
-    sandbox_init = read_sandbox_init(info_read) if iso.level == "bwrap" else None
+    info = read_sandbox_info(info_read) if iso.level == "bwrap" else None
+    sandbox_init = int(info["child-pid"]) if info else None
     os.close(info_read)
     return SpawnedChild(proc, iso, run_dir, job_write, channel_read, sandbox_init, life_write, lease)
 
@@ -583,12 +584,6 @@ def run_child(
         os.close(child.channel_read)
         writer.join(timeout=1.0)
         child.end()
-
-
-def read_sandbox_init(fd: int) -> int | None:
-    """The pid of the sandbox's init, from bwrap's info pipe (written as soon as the sandbox exists)."""
-    info = read_sandbox_info(fd)
-    return None if info is None else int(info["child-pid"])
 
 
 def read_sandbox_info(fd: int) -> dict | None:
