@@ -87,7 +87,8 @@ def main() -> None:
     exercises = args.exercise or sorted(discover_exercises())
     cache = Path(tempfile.mkdtemp(prefix="grader-bench-"))
     env = {**os.environ, "GRADER_CACHE_DIR": str(cache)}
-    variants: dict[str, tuple[list[str], str]] = {}  # name -> (command, the floor it is measured against)
+    # name -> (command, the floor it is measured against, environment variables of its own)
+    variants: dict[str, tuple[list[str], str, dict[str, str]]] = {}
     for n, exercise_id in enumerate(exercises):
         entry, call = first_call(exercise_id, Path(tempfile.mkdtemp(dir=cache)))
         submission = correct_example(exercise_id, entry)
@@ -95,20 +96,22 @@ def main() -> None:
             continue
         floor = f"{exercise_id}: floor (import + 1 call)"
         grader = [sys.executable, "-m", "grader", "grade", str(submission), "--format", "json"]
-        variants[floor] = ([sys.executable, "-c", FLOOR, str(submission), entry, str(call)], floor)
-        variants[f"{exercise_id}: grader grade"] = (grader, floor)
+        variants[floor] = ([sys.executable, "-c", FLOOR, str(submission), entry, str(call)], floor, {})
+        variants[f"{exercise_id}: grader grade"] = (grader, floor, {})
         if n == 0:
-            variants[f"{exercise_id}: grader grade (no cache)"] = ([*grader, "--no-cache"], floor)
+            variants[f"{exercise_id}: grader grade (no cache)"] = ([*grader, "--no-cache"], floor, {})
+            # the child started only once the grading pipeline is loaded, as before the head start
+            variants[f"{exercise_id}: no head start"] = (grader, floor, {"GRADER_HEAD_START": "0"})
             if shutil.which("bwrap"):  # the cost of isolation: each level on its own
-                variants[f"{exercise_id}: --isolation bwrap"] = ([*grader, "--isolation", "bwrap"], floor)
-                variants[f"{exercise_id}: --isolation process"] = ([*grader, "--isolation", "process"], floor)
+                variants[f"{exercise_id}: --isolation bwrap"] = ([*grader, "--isolation", "bwrap"], floor, {})
+                variants[f"{exercise_id}: --isolation process"] = ([*grader, "--isolation", "process"], floor, {})
     try:
-        for command, _ in variants.values():  # fills the caches each command uses (an untimed warm-up)
-            timed(command, env, 0)
+        for command, _, own in variants.values():  # fills the caches each command uses (an untimed warm-up)
+            timed(command, {**env, **own}, 0)
         times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(args.rounds):
-            for name, (command, _) in variants.items():
-                times[name].append(timed(command, env, 0))
+            for name, (command, _, own) in variants.items():
+                times[name].append(timed(command, {**env, **own}, 0))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 

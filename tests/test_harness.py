@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from grader.pipeline.compare import compare_arrays
-from grader.sandbox.process import HARNESS
+from grader.sandbox.isolation import HARNESS
 from grader.sandbox.protocol import ArrayValue, Result, encode_frame, parse_message
 
 

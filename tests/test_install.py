@@ -86,14 +86,16 @@ def test_an_installed_wheel_lists_its_bundled_exercises(wheel: Path, how: str, t
 def test_every_bundled_folder_on_the_import_path_is_hidden_from_the_child(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from grader.exercise.spec import bundled_folder, get_exercise
-    from grader.pipeline.grading import _hidden_paths
+    from grader.exercise.roots import bundled_folder
+    from grader.exercise.spec import get_exercise
+    from grader.pipeline.recipe import hidden_paths
 
     copy = tmp_path / "grader" / "_bundled"  # what an editable install leaves in site-packages
     (copy / "reference").mkdir(parents=True)
     monkeypatch.syspath_prepend(str(tmp_path))
 
-    hidden = _hidden_paths(get_exercise("train-eval-dropout"))
+    exercise = get_exercise("train-eval-dropout")
+    hidden = hidden_paths(exercise.folder, exercise.reference_path)
 
     assert str(bundled_folder()) in hidden
     assert str(copy.resolve()) in hidden

@@ -140,7 +140,7 @@ LIMITS = WireLimits(max_elements=1000, capture_bytes=8192, file_bytes=64 * 2**20
 def harness():  # a standalone script, loaded by path as the child does
     import importlib.util
 
-    from grader.sandbox.process import HARNESS
+    from grader.sandbox.isolation import HARNESS
 
     spec = importlib.util.spec_from_file_location("grader_harness_for_bounds", HARNESS)
     assert spec and spec.loader

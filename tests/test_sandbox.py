@@ -224,7 +224,7 @@ print(found, any("exercises" in p or p.rstrip("/").endswith("reference") for p i
     printed = report.output.stdout.text.split()
     assert printed[1] == "False"
     # "None": the namespace left by an editable install's grader/_bundled copy (its contents are hidden
-    # from the child, see grading._hidden_paths); an installed copy of the package itself is public code.
+    # from the child, see recipe.hidden_paths); an installed copy of the package itself is public code.
     assert printed[0] in ("no", "None") or "site-packages" in printed[0]
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import signal
 import sys
@@ -161,26 +160,38 @@ def grade(
     """Grade submission files and report the verdicts (exit 0 only when every one passed)."""
     from grader.cli.outputs import Targets, parse_reports
     from grader.cli.runs import grade_many, grade_one
-    from grader.pipeline.grading import GradeOptions
+    from grader.pipeline.headstart import head_start
+    from grader.pipeline.recipe import default_cache_dir
     from grader.pipeline.shard import parse_shard
 
     with exit_codes():
-        options = GradeOptions(isolation=isolation.value if isolation else None, seed=seed)
-        if no_cache:
-            options = dataclasses.replace(options, cache_dir=None)
         if resume and gradebook is None:
             raise UsageError("--resume keeps what the journal beside the gradebook holds: give --gradebook too")
         share = parse_shard(shard) if shard is not None else None
         reports = parse_reports(report_options or [])
         targets = Targets(FORMATS[fmt.value], output, reports, gradebook, output_dir, resume, class_report)
-        if class_report is not None:  # before anything is graded
-            from grader.cli.classreport import require_plotting
+        single = share is None and not _is_batch(paths, gradebook, output_dir, class_report)
+        level = isolation.value if isolation else None
+        # One file: its child starts before the grading pipeline is imported (see pipeline/headstart.py).
+        cache_dir = None if no_cache else default_cache_dir()
+        head = (
+            head_start(Path(paths[0]), exercise_id=exercise, cache_dir=cache_dir, isolation=level) if single else None
+        )
+        try:
+            from grader.pipeline.grading import GradeOptions
 
-            require_plotting()
-        if share is not None or _is_batch(paths, gradebook, output_dir, class_report):
-            code = grade_many(paths, exercise, options, targets, color, jobs, share)
-        else:
-            code = grade_one(Path(paths[0]), exercise, options, targets, color)
+            options = GradeOptions(cache_dir=cache_dir, isolation=level, seed=seed)
+            if class_report is not None:  # before anything is graded
+                from grader.cli.classreport import require_plotting
+
+                require_plotting()
+            if single:
+                code = grade_one(Path(paths[0]), exercise, options, targets, color, spawned=head)
+            else:
+                code = grade_many(paths, exercise, options, targets, color, jobs, share)
+        finally:
+            if head is not None and not head.used:
+                head.discard()
     raise typer.Exit(code)
 
 
@@ -189,10 +200,12 @@ def _is_batch(paths: list[str], *batch_outputs: Path | None) -> bool:
     --class-report)."""
     if len(paths) != 1 or any(output is not None for output in batch_outputs):
         return True
+    path = Path(paths[0])
+    if path.exists():
+        return path.is_dir()
     from grader.pipeline.batch import GLOB_CHARACTERS
 
-    path = Path(paths[0])
-    return path.is_dir() or (not path.exists() and bool(GLOB_CHARACTERS & set(paths[0])))
+    return bool(GLOB_CHARACTERS & set(paths[0]))
 
 
 @app.command()
@@ -393,7 +406,8 @@ def release(
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
 ) -> None:
     """Write learner packs: each exercise without its reference, with the expected outputs of its visible cases."""
-    from grader.pipeline.grading import GradeOptions, trusted_env, usable_cache_dir
+    from grader.pipeline.grading import GradeOptions, trusted_env
+    from grader.pipeline.recipe import usable_cache_dir
     from grader.pipeline.release import release as release_packs
 
     with exit_codes():

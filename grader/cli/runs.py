@@ -17,17 +17,27 @@ if TYPE_CHECKING:
     from grader.pipeline.grading import GradeOptions
     from grader.pipeline.shard import Shard
     from grader.report.schema import BatchReport, ShardInfo
+    from grader.sandbox.start import SpawnedChild
 
 
-def grade_one(path: Path, exercise: str | None, options: GradeOptions, targets: Targets, color: bool | None) -> int:
-    """Grades one file, remembers the result for the learner, and writes the report where asked."""
+def grade_one(
+    path: Path,
+    exercise: str | None,
+    options: GradeOptions,
+    targets: Targets,
+    color: bool | None,
+    *,
+    spawned: SpawnedChild | None = None,
+) -> int:
+    """Grades one file (in ``spawned``, a child started for it, where that fits), remembers the result for
+    the learner, and writes the report where asked."""
     from grader.learner.state import record_result
     from grader.pipeline.grading import grade_file
 
     with contextlib.ExitStack() as stack:
         # Every output's folder is made before the child runs: a child cannot make it first.
         files = open_folders(targets.files(), stack)
-        report = grade_file(path, exercise_id=exercise, options=options)
+        report = grade_file(path, exercise_id=exercise, options=options, spawned=spawned)
         record_result(report)
         unwritten = write_reports(report, ([] if targets.output else [(targets.fmt, None, None)]) + files, color)
     return report_exit_code(report, unwritten=unwritten)

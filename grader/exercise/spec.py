@@ -7,9 +7,7 @@ new folder and a new reference file, never a change to the engine.
 
 from __future__ import annotations
 
-import importlib.resources
 import math
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -31,10 +29,8 @@ from pydantic import (
 
 from grader.errors import SpecError, UsageError
 from grader.exercise.catalog import Catalog, SpecModel
+from grader.exercise.roots import EXERCISES_ENV, SPEC_FILE, exercise_roots
 
-SPEC_FILE = "exercise.toml"
-EXERCISES_ENV = "GRADER_EXERCISES"
-BUNDLED = "_bundled"  # grader/_bundled/{exercises,reference} in a wheel (pyproject.toml, force-include)
 MAX_SEED = 2**63 - 1  # seeds of fresh cases (--seed N), and the array seeds drawn for them
 CASE_ID = r"^[a-z0-9][a-z0-9._-]*$"
 
@@ -649,28 +645,6 @@ def _with_catalog(exercise: Exercise, path: Path, spec_path: Path) -> Exercise:
         if target is not None and not target.is_file():
             raise SpecError(f"{path}: {field}: file not found: {target}")
     return loaded
-
-
-def exercise_roots() -> list[Path]:
-    """Folders that hold exercises: ``$GRADER_EXERCISES`` (os.pathsep-separated), else the bundled ones:
-    a source checkout's ``exercises/``, or the copy a wheel ships inside the package (``grader/_bundled``),
-    found through the package's resources wherever pip put it (--user, --prefix, --target, a system pip)."""
-    configured = os.environ.get(EXERCISES_ENV)
-    if configured:
-        return [Path(p) for p in configured.split(os.pathsep) if p]
-    root = Path(__file__).resolve().parents[2]
-    checkout = root / "exercises" if (root / "pyproject.toml").is_file() else None
-    for candidate in (checkout, bundled_folder() / "exercises"):
-        if candidate is not None and candidate.is_dir():
-            return [candidate]
-    return []
-
-
-def bundled_folder() -> Path:
-    """Where an installed wheel keeps its exercises and references: ``grader/_bundled``, a real folder
-    (the grader reads them by path, and the child is kept from seeing them)."""
-    resource = importlib.resources.files("grader") / BUNDLED
-    return resource if isinstance(resource, Path) else Path(str(resource))
 
 
 def discover_exercises(roots: list[Path] | None = None) -> dict[str, Exercise]:

@@ -23,7 +23,7 @@ from grader.pipeline.source import read_source
 from grader.render.style import look
 from grader.render.terminal import render_report
 from grader.report.schema import Report
-from grader.sandbox.process import SpawnedChild
+from grader.sandbox.start import SpawnedChild
 
 
 @dataclass(frozen=True)

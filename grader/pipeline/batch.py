@@ -47,7 +47,7 @@ from grader.pipeline.source import Source, read_source
 from grader.report.codes import Code
 from grader.report.schema import BatchEntry, BatchReport, Report
 from grader.sandbox.isolation import MAX_SLOTS, Isolation, choose_isolation, for_slot, remove_tree
-from grader.sandbox.process import SpawnedChild
+from grader.sandbox.start import SpawnedChild
 
 GLOB_CHARACTERS = frozenset("*?[")
 SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules"})

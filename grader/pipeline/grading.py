@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import difflib
 import os
 import re
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-import grader
-from grader.errors import GraderError, SandboxError, UsageError
+from grader.errors import GraderError, SandboxError
 from grader.exercise.cases import Case, build_cases
 from grader.exercise.pack import stamp_notes
 from grader.exercise.spec import Exercise, discover_exercises
@@ -36,6 +32,14 @@ from grader.pipeline.diagnose import (
 from grader.pipeline.environment import describe_environment
 from grader.pipeline.judge import captured, decoded_outputs, judge_run, skipped_case
 from grader.pipeline.mistakes import explain, needs_explaining, with_exception_hints
+from grader.pipeline.recipe import (
+    TRUSTED_XLA,
+    compile_cache_env,
+    default_cache_dir,
+    hidden_paths,
+    submission_job,
+    usable_cache_dir,
+)
 from grader.pipeline.reference import (
     Expected,
     TrustedRunner,
@@ -44,7 +48,7 @@ from grader.pipeline.reference import (
     run_variants,
     wire_cases,
 )
-from grader.pipeline.source import Source, closest_name, read_source
+from grader.pipeline.source import Source, pick_exercise, read_source
 from grader.pipeline.stored import stamp_here
 from grader.report.codes import Code
 from grader.report.schema import (
@@ -59,34 +63,8 @@ from grader.report.schema import (
 )
 from grader.sandbox.forks import ForkServer
 from grader.sandbox.isolation import Isolation, choose_isolation
-from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, SpawnedChild, run_child, spawn_child
-
-CACHE_ENV = "GRADER_CACHE_DIR"
-TRUSTED_XLA = "xla-trusted"  # JAX's compilation cache as only trusted runs write it
-
-
-def default_cache_dir() -> Path | None:
-    """``$GRADER_CACHE_DIR`` (empty to disable), else ``$XDG_CACHE_HOME/grader``, else ``~/.cache/grader``."""
-    configured = os.environ.get(CACHE_ENV)
-    if configured is not None:
-        return Path(configured) if configured else None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "grader"
-
-
-def usable_cache_dir(cache_dir: Path | None) -> tuple[Path | None, str]:
-    """``cache_dir`` if it can be created and written to, else None and why. A cache only saves time: a
-    folder that cannot hold one (read-only, below a file, not permitted) means grading without it, never
-    a fault (under bwrap the children would be given a folder that does not exist)."""
-    if cache_dir is None:
-        return None, ""
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=cache_dir):
-            pass
-    except OSError as exc:
-        return None, f"the cache folder {cache_dir} cannot be used ({exc.strerror or exc}): graded without the cache"
-    return cache_dir, ""
+from grader.sandbox.process import ChildLimits, ChildRun, run_child
+from grader.sandbox.start import ChildJob, SpawnedChild, spawn_child
 
 
 @dataclass(frozen=True)
@@ -105,122 +83,21 @@ class GradeOptions:
 
 def named_exercise(exercise_id: str, exercises: dict[str, Exercise]) -> Exercise:
     """The exercise with this id; a usage error that lists the known ones otherwise."""
-    if exercise_id not in exercises:
-        known = ", ".join(sorted(exercises)) or "none"
-        raise UsageError(f"unknown exercise {exercise_id!r} (known: {known})")
-    return exercises[exercise_id]
-
-
-NEAREST_MARGIN = 0.1  # how much nearer one exercise's entry point must be spelt than the next
+    return exercises[pick_exercise(None, exercise_id, _entry_points(exercises))]
 
 
 def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[str, Exercise]) -> Exercise:
-    """The exercise named, or else the one whose entry point the file defines."""
-    if exercise_id is not None:
-        return named_exercise(exercise_id, exercises)
-    if not exercises:
-        raise UsageError("no exercises are installed")
-    names = source.names or _names_by_text(source.text, exercises)
-    matches = [e for e in exercises.values() if e.spec.entry_point.name in names]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches and len(exercises) == 1:
-        return next(iter(exercises.values()))  # graded anyway: the report names the missing function
-    nearest = None if matches else _nearest_exercise(names, exercises)
-    if nearest is not None:
-        return nearest  # a near spelling of one exercise's entry point: graded, the report names the name
-    listing = ", ".join(f"{e.id} ({e.spec.entry_point.name})" for e in (matches or exercises.values()))
-    if matches:
-        raise UsageError(
-            f"{source.path} defines the entry points of several exercises: {listing}; choose one with --exercise"
-        )
-    raise UsageError(f"{source.path} defines no known entry point; exercises: {listing}; choose one with --exercise")
+    """The exercise named, or else the one whose entry point the file defines (see ``pick_exercise``)."""
+    return exercises[pick_exercise(source, exercise_id, _entry_points(exercises))]
 
 
-def _nearest_exercise(names: frozenset[str], exercises: dict[str, Exercise]) -> Exercise | None:
-    """The exercise whose entry point a defined name spells most nearly (a typo, another case), where one is
-    clearly nearer than every other; None where none is near or two are about as near."""
-    scored = []
-    for exercise in exercises.values():
-        entry = exercise.spec.entry_point.name
-        near = closest_name(entry, names)
-        if near is not None:
-            scored.append((difflib.SequenceMatcher(None, entry.lower(), near.lower()).ratio(), exercise.id))
-    scored.sort(reverse=True)
-    if scored and (len(scored) == 1 or scored[0][0] - scored[1][0] >= NEAREST_MARGIN):
-        return exercises[scored[0][1]]
-    return None
-
-
-def _names_by_text(text: str, exercises: dict[str, Exercise]) -> frozenset[str]:
-    """For a file that does not parse: entry points that appear after 'def '."""
-    return frozenset(e.spec.entry_point.name for e in exercises.values() if f"def {e.spec.entry_point.name}" in text)
-
-
-def _submission_cache(iso: Isolation, cache_dir: Path | None) -> tuple[dict[str, str], list[str]]:
-    """The compilation cache a submission's child uses, and how: the child's environment variables for it,
-    and the folders it may read besides.
-
-    Where the child cannot write it, it reads the trusted cache, which only reference runs write: under
-    bwrap through a read-only mount, and as another uid (the grader is root) by permissions, the folder
-    then opened to the child like the Python environment where it lies under a closed folder. A child
-    that runs as the grader's own user could write whatever it reads: it gets a cache of its own.
-    """
-    if cache_dir is None:
-        return {}, []
-    trusted = cache_dir / TRUSTED_XLA
-    if iso.level == "bwrap" or (iso.drop_to is not None and _closed_to_others(trusted)):
-        return _compile_cache_env(cache_dir, TRUSTED_XLA), [str(trusted)]
-    return _compile_cache_env(cache_dir, "xla-submissions"), []
-
-
-def _closed_to_others(folder: Path) -> bool:
-    """Makes ``folder`` (mode 0755) where missing; whether it is ours and others cannot write it."""
-    try:
-        folder.mkdir(mode=0o755, parents=True, exist_ok=True)
-        info = folder.stat()
-    except OSError:
-        return False
-    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
+def _entry_points(exercises: dict[str, Exercise]) -> dict[str, str]:
+    return {exercise_id: exercise.spec.entry_point.name for exercise_id, exercise in exercises.items()}
 
 
 def trusted_env(options: GradeOptions) -> dict[str, str]:
     """The environment of the grader's own runs (reference, variants): the trusted compilation cache."""
-    return _compile_cache_env(options.cache_dir, TRUSTED_XLA)
-
-
-def _compile_cache_env(cache_dir: Path | None, name: str) -> dict[str, str]:
-    if cache_dir is None:
-        return {}
-    return {
-        "JAX_COMPILATION_CACHE_DIR": str(cache_dir / name),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
-    }
-
-
-def _hidden_paths(exercise: Exercise) -> list[str]:
-    """Folders a submission must not see: the exercises, the references (also as a wheel bundles them inside
-    the package, and as older wheels installed them under ``<prefix>/share``), a checkout.
-
-    Every ``grader/_bundled`` on the import path is hidden, not only the imported package's: an editable
-    install leaves a copy in site-packages beside the checkout it imports from."""
-    from grader.exercise.spec import BUNDLED, bundled_folder
-
-    hidden = [
-        str(exercise.folder.parent),
-        str(exercise.reference_path.parent),
-        str(bundled_folder()),
-        str(Path(sys.prefix) / "share" / "jax-grader"),
-    ]
-    for entry in sys.path:
-        copy = Path(entry or os.curdir, "grader", BUNDLED)
-        if copy.is_dir() and str(copy.resolve()) not in hidden:
-            hidden.append(str(copy.resolve()))
-    package_parent = Path(grader.__file__).resolve().parent.parent
-    if package_parent.name not in ("site-packages", "dist-packages"):
-        hidden.append(str(package_parent))
-    return hidden
+    return compile_cache_env(options.cache_dir, TRUSTED_XLA)
 
 
 def _limits(exercise: Exercise) -> ChildLimits:
@@ -291,16 +168,15 @@ class _BackgroundChild:
 def _submission_job(
     exercise: Exercise, source: str, filename: str, wire: list[dict], iso: Isolation, options: GradeOptions
 ) -> ChildJob:
-    env, readable = _submission_cache(iso, options.cache_dir)
-    return ChildJob(
+    return submission_job(
+        entry_point=exercise.spec.entry_point.name,
+        preload=list(exercise.spec.preload),
+        hidden=hidden_paths(exercise.folder, exercise.reference_path),
+        iso=iso,
+        cache_dir=options.cache_dir,
         source=source,
         filename=filename,
-        entry_point=exercise.spec.entry_point.name,
         cases=wire,
-        preload=list(exercise.spec.preload),
-        hidden_paths=_hidden_paths(exercise),
-        env=env,
-        readable=readable,
     )
 
 
@@ -403,8 +279,9 @@ def grade_file(
 ) -> Report:
     """Grades one submission file and returns the finished report. Raises only ``GraderError``.
 
-    ``spawned``: a child from ``spawn_for`` for this exercise, used instead of starting one (``watch``,
-    batches); left unused (``spawned.used`` false) when the file does not parse. ``cancel``: setting it
+    ``spawned``: a child started ahead for this exercise (``spawn_for``, ``ChildStarter``: watch, batches;
+    ``headstart``: grade), used instead of starting one; left unused (``spawned.used`` false, the caller
+    discards it) when the file does not parse or the child was not made for this job. ``cancel``: setting it
     stops the submission's child early (its cases end as cancelled).
     """
     options = options or GradeOptions()
@@ -432,6 +309,9 @@ def grade_file(
     wire = wire_cases(exercise, cases)
     iso = spawned.isolation if spawned else choose_isolation(options.isolation)
     job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
+    if spawned is not None and not spawned.fits(job):  # started from a guess that was wrong: left unused
+        spawned, iso = None, choose_isolation(options.isolation)
+        job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
     submission = _BackgroundChild(job, _limits(exercise), iso, spawned, cancel)
     try:
         expected = run_reference(

@@ -29,8 +29,9 @@ from grader.pipeline.environment import ReferenceCache, numeric_fingerprint
 from grader.pipeline.stored import load_stored, stored_trees
 from grader.pipeline.tree import Opaque, Tree, decode, leaves, path_text
 from grader.sandbox.isolation import Isolation
-from grader.sandbox.process import ChildJob, ChildLimits, ChildRun, run_child
+from grader.sandbox.process import ChildLimits, ChildRun, run_child
 from grader.sandbox.protocol import ArrayValue, TreeValue, WireValue, encode_arg
+from grader.sandbox.start import ChildJob
 
 CACHE_FORMAT = 2  # 2: outputs as trees
 # The reference and its variants are the grader's own code: a plain process, free to write the caches.

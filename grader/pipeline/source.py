@@ -193,6 +193,57 @@ def closest_name(target: str, names: list[str] | frozenset[str]) -> str | None:
     return matches[0] if matches else None
 
 
+NEAREST_MARGIN = 0.1  # how much nearer one exercise's entry point must be spelt than the next
+
+
+def pick_exercise(source: Source | None, exercise_id: str | None, entry_points: dict[str, str]) -> str:
+    """The id of the exercise a file is graded against, from ``entry_points`` (id -> entry point name): the
+    one named, else the one whose entry point the file defines, else the only one, else the one whose entry
+    point a defined name spells most nearly. A usage error that says why where none can be chosen."""
+    if exercise_id is not None:
+        if exercise_id not in entry_points:
+            known = ", ".join(sorted(entry_points)) or "none"
+            raise UsageError(f"unknown exercise {exercise_id!r} (known: {known})")
+        return exercise_id
+    if not entry_points:
+        raise UsageError("no exercises are installed")
+    assert source is not None, "a file, or an exercise named"
+    names = source.names or _names_by_text(source.text, entry_points)
+    matches = [e for e, entry in entry_points.items() if entry in names]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches and len(entry_points) == 1:
+        return next(iter(entry_points))  # graded anyway: the report names the missing function
+    nearest = None if matches else _nearest_exercise(names, entry_points)
+    if nearest is not None:
+        return nearest  # a near spelling of one exercise's entry point: graded, the report names the name
+    listing = ", ".join(f"{e} ({entry_points[e]})" for e in (matches or entry_points))
+    if matches:
+        raise UsageError(
+            f"{source.path} defines the entry points of several exercises: {listing}; choose one with --exercise"
+        )
+    raise UsageError(f"{source.path} defines no known entry point; exercises: {listing}; choose one with --exercise")
+
+
+def _nearest_exercise(names: frozenset[str], entry_points: dict[str, str]) -> str | None:
+    """The exercise whose entry point a defined name spells most nearly (a typo, another case), where one is
+    clearly nearer than every other; None where none is near or two are about as near."""
+    scored = []
+    for exercise_id, entry in entry_points.items():
+        near = closest_name(entry, names)
+        if near is not None:
+            scored.append((difflib.SequenceMatcher(None, entry.lower(), near.lower()).ratio(), exercise_id))
+    scored.sort(reverse=True)
+    if scored and (len(scored) == 1 or scored[0][0] - scored[1][0] >= NEAREST_MARGIN):
+        return scored[0][1]
+    return None
+
+
+def _names_by_text(text: str, entry_points: dict[str, str]) -> frozenset[str]:
+    """For a file that does not parse: entry points that appear after 'def '."""
+    return frozenset(entry for entry in entry_points.values() if f"def {entry}" in text)
+
+
 def find_constructs(text: str, pointers: list[str]) -> list[int]:
     """Lines where the named constructs appear, in file order: ``call:NAME`` (a call of NAME or
     ``x.NAME``), ``keyword:NAME`` (an argument ``NAME=``), ``def:NAME`` (a function definition)."""

@@ -38,7 +38,7 @@ from typing import IO
 
 from grader.errors import SandboxError
 from grader.sandbox.isolation import Isolation, UidLease, remove_tree
-from grader.sandbox.process import (
+from grader.sandbox.start import (
     ChildJob,
     SpawnedChild,
     become_subreaper,
@@ -177,7 +177,9 @@ class ForkServer:
                 raise SandboxError(f"the fork server could not start a child: {answer[:200]!r}")
             job_write, channel_read, life_write, out_read, err_read = ours
             proc = ForkedChild(pid, os.fdopen(out_read, "rb"), os.fdopen(err_read, "rb"))
-            return SpawnedChild(proc, iso, run_dir, job_write, channel_read, init, life_write, lease, holder=holder)
+            return SpawnedChild(
+                proc, iso, run_dir, job_write, channel_read, init, life_write, lease, holder=holder, template=job
+            )
         except BaseException as exc:
             for fd in [*ours, *namespaces.values()]:
                 with contextlib.suppress(OSError):
