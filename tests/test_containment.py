@@ -208,12 +208,18 @@ def test_nothing_outlives_a_stopped_or_killed_grader(
     path.write_text(HANG.replace("{marker}", marker), encoding="utf-8")
     graded = path.parent if target == "batch" else path
     command = [sys.executable, "-m", "grader", "grade", str(graded), *_toy(level), "--no-cache"]
-    grader = subprocess.Popen(command, env=cli_env(cache_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    temp = tmp_path / "temp"  # the grader's temporary folder: the children's run folders go here
+    temp.mkdir()
+    env = cli_env(cache_dir, TMPDIR=str(temp))
+    grader = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait_for(lambda: bool(_processes_with(marker))), "the submission never started"
         grader.send_signal(how)
         grader.wait(timeout=60)
         assert _wait_for(lambda: not _processes_with(marker), 20.0), "a process of the submission outlived the grader"
+        if target == "file" and how != signal.SIGKILL:  # stopped, not killed: as Ctrl-C, and cleaned up
+            assert grader.returncode == 130
+            assert [p.name for p in temp.iterdir() if p.name.startswith("grader-")] == []
         if level == "bwrap":  # the next grading clears what bwrap itself left (a sandbox init without parent)
             correct = tmp_path / "correct.py"
             correct.write_text(CORRECT, encoding="utf-8")

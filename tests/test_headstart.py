@@ -8,6 +8,7 @@ Mostly on the jax-free toy exercise; every bundled exercise is checked for a chi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -85,7 +86,8 @@ def test_grading_runs_in_the_head_start_child(level: str, tmp_path: Path, cache_
 
 
 def test_a_child_made_otherwise_is_left_unused(tmp_path: Path, cache_dir: Path) -> None:
-    """A guess that turns out wrong (here: made without the compilation cache grading gives the child)."""
+    """A guess that turns out wrong (here: made without the compilation cache grading gives the child) is
+    ended, and grading starts a child of its own."""
     options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation="process")
     path = _file(tmp_path, CORRECT)
     child = head_start(path, exercise_id="toy-scale", cache_dir=None, isolation="process", roots=[TOY_EXERCISES])
@@ -93,9 +95,10 @@ def test_a_child_made_otherwise_is_left_unused(tmp_path: Path, cache_dir: Path) 
     try:
         assert not _made_as_grading_makes(child, "toy-scale", options)
         report = grade_file(path, options=options, spawned=child)
-        assert not child.used
+        # ended as soon as it was found not to fit: used up, its process collected, its folder gone
+        assert child.used and child.proc.returncode is not None and not os.path.exists(child.run_dir)
     finally:
-        child.discard()
+        child.discard()  # what a caller does with a child left unused: a second discard does nothing
     assert report.status == "passed"
 
 

@@ -164,7 +164,9 @@ def grade(
     from grader.pipeline.recipe import default_cache_dir
     from grader.pipeline.shard import parse_shard
 
-    with exit_codes():
+    # A cancelled CI job (SIGTERM) or a closed terminal ends a grading as Ctrl-C does: its children ended,
+    # their folders removed, exit 130 (a batch also keeps what finished).
+    with exit_codes(), interrupted_by(signal.SIGTERM, signal.SIGHUP):
         if resume and gradebook is None:
             raise UsageError("--resume keeps what the journal beside the gradebook holds: give --gradebook too")
         share = parse_shard(shard) if shard is not None else None

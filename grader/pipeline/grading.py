@@ -281,7 +281,8 @@ def grade_file(
 
     ``spawned``: a child started ahead for this exercise (``spawn_for``, ``ChildStarter``: watch, batches;
     ``headstart``: grade), used instead of starting one; left unused (``spawned.used`` false, the caller
-    discards it) when the file does not parse or the child was not made for this job. ``cancel``: setting it
+    discards it) when the file does not parse, and discarded when it was not made for this job (both
+    grading and its caller may call ``discard()``: the second does nothing). ``cancel``: setting it
     stops the submission's child early (its cases end as cancelled).
     """
     options = options or GradeOptions()
@@ -309,7 +310,8 @@ def grade_file(
     wire = wire_cases(exercise, cases)
     iso = spawned.isolation if spawned else choose_isolation(options.isolation)
     job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
-    if spawned is not None and not spawned.fits(job):  # started from a guess that was wrong: left unused
+    if spawned is not None and not spawned.fits(job):  # started from a guess that was wrong: ended now
+        spawned.discard()
         spawned, iso = None, choose_isolation(options.isolation)
         job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
     submission = _BackgroundChild(job, _limits(exercise), iso, spawned, cancel)

@@ -150,12 +150,16 @@ class SpawnedChild:
         return self.template is not None and all(getattr(self.template, k) == getattr(job, k) for k in SPAWN_KEYS)
 
     def discard(self) -> None:
-        """Ends a child that will get no job."""
+        """Ends a child that will get no job; it counts as used up. Once only: a second call does nothing."""
+        if self.job_write < 0:
+            return
+        self.used = True
         kill_group(self.proc)
         self.proc.wait()
         for fd in (self.job_write, self.channel_read):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self.job_write = self.channel_read = -1
         self.end()
 
     def end(self) -> None:
@@ -236,36 +240,47 @@ def make_run_dir(job: ChildJob, *, with_harness: bool) -> tuple[str, str, str]:
 
 def _spawn(job: ChildJob, iso: Isolation, lease: UidLease | None) -> SpawnedChild:
     run_dir, harness, workdir = make_run_dir(job, with_harness=True)
-    if iso.drop_to:
-        os.chown(workdir, *iso.drop_to)
-        if iso.level == "process":  # under bwrap the PID namespace takes care of daemons
-            become_subreaper()
-    job_read, job_write = os.pipe()
-    channel_read, channel_write = os.pipe()
-    info_read, info_write = os.pipe()
-    life_read, life_write = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            _child_command(iso, job, harness, run_dir, (job_read, channel_write, life_read), info_write),
-            cwd=workdir,
-            env=child_environment(workdir, job.env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(job_read, channel_write, info_write, life_read),
-            start_new_session=True,
-            umask=0o022,  # nothing a child writes (the trusted compilation cache included) is others' to change
-        )
-    except OSError as exc:
-        remove_tree(run_dir)
-        for fd in (job_read, job_write, channel_read, channel_write, info_read, info_write, life_read, life_write):
+    fds: list[int] = []
+    proc: subprocess.Popen | None = None
+    try:  # whatever stops it (an error, Ctrl-C while bwrap reports), nothing is left: process, pipes, folder
+        if iso.drop_to:
+            os.chown(workdir, *iso.drop_to)
+            if iso.level == "process":  # under bwrap the PID namespace takes care of daemons
+                become_subreaper()
+        for _ in range(4):
+            fds.extend(os.pipe())
+        job_read, job_write, channel_read, channel_write, info_read, info_write, life_read, life_write = fds
+        theirs = (job_read, channel_write, info_write, life_read)
+        try:
+            proc = subprocess.Popen(
+                _child_command(iso, job, harness, run_dir, (job_read, channel_write, life_read), info_write),
+                cwd=workdir,
+                env=child_environment(workdir, job.env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=theirs,
+                start_new_session=True,
+                umask=0o022,  # nothing a child writes (the trusted compilation cache included) is others' to change
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot start the child process: {exc}") from exc
+        for fd in theirs:
             os.close(fd)
-        raise SandboxError(f"cannot start the child process: {exc}") from exc
-    for fd in (job_read, channel_write, info_write, life_read):
-        os.close(fd)
-    info = read_sandbox_info(info_read) if iso.level == "bwrap" else None
-    sandbox_init = int(info["child-pid"]) if info else None
-    os.close(info_read)
+            fds.remove(fd)
+        info = read_sandbox_info(info_read) if iso.level == "bwrap" else None
+        sandbox_init = int(info["child-pid"]) if info else None
+        os.close(info_read)
+        fds.remove(info_read)
+    except BaseException:
+        if proc is not None:
+            kill_group(proc)
+            proc.wait()
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        remove_tree(run_dir)
+        raise
     return SpawnedChild(proc, iso, run_dir, job_write, channel_read, sandbox_init, life_write, lease, template=job)
 
 
