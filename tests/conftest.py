@@ -17,6 +17,7 @@ import pytest
 from grader.pipeline.batch import BatchEvents, grade_batch
 from grader.pipeline.grading import GradeOptions, grade_file
 from grader.report.schema import Report
+from grader.sandbox.isolation import choose_isolation
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBMISSIONS = ROOT / "submissions"
@@ -26,6 +27,14 @@ TOY_EXERCISES = FIXTURES / "exercises"
 # allow, so that it trips only on a hang, which would otherwise hold CI until its own time runs out.
 HOSTILE_TIMEOUT_S = 300
 PROCESS_HEADROOM = 4096  # processes and threads a hostile test's children may add to their user's count
+
+
+def isolation_levels() -> list[str]:
+    """The isolation levels this machine offers, strongest first: bwrap where it works, and process."""
+    try:
+        return ["bwrap", "process"] if choose_isolation("bwrap").level == "bwrap" else ["process"]
+    except Exception:  # noqa: BLE001 - bubblewrap missing or refused: only the process level here
+        return ["process"]
 
 
 @pytest.fixture(scope="session", autouse=True)

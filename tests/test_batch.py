@@ -25,8 +25,8 @@ from grader.pipeline.batch import collect_submissions, report_names
 from grader.render.batch import render_gradebook
 from grader.report.schema import BatchEntry, BatchReport, batch_json_schema
 from grader.sandbox.isolation import SANDBOX_GID, SANDBOX_UID, Isolation, choose_isolation, for_slot
-from tests.conftest import ROOT, TOY_EXERCISES, cli_env, copy_toy_exercise
-from tests.test_hostile import _levels, strong
+from tests.conftest import ROOT, TOY_EXERCISES, cli_env, copy_toy_exercise, isolation_levels
+from tests.test_hostile import strong
 
 GRADER = [sys.executable, "-m", "grader"]
 CORRECT = (
@@ -135,7 +135,7 @@ def test_each_slot_gets_a_uid_of_its_own_where_children_drop_privileges() -> Non
 # --- whole batches through the CLI -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", isolation_levels())
 @pytest.mark.usefixtures("contained")
 def test_a_mixed_and_hostile_class_gets_a_correct_gradebook(cache_dir: Path, tmp_path: Path, level: str) -> None:
     folder = tmp_path / "class"

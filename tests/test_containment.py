@@ -17,8 +17,8 @@ from grader.errors import SandboxError
 from grader.pipeline.grading import GradeOptions, grade_file
 from grader.sandbox import isolation as isolation_module
 from grader.sandbox.isolation import ALLOW_ROOT_ENV, SANDBOX_UID, UidLease, choose_isolation
-from tests.conftest import ROOT, TOY_EXERCISES, cli_env
-from tests.test_hostile import CORRECT, _levels, _processes_with
+from tests.conftest import ROOT, TOY_EXERCISES, cli_env, isolation_levels
+from tests.test_hostile import CORRECT, _processes_with
 
 SECRET = "TOP-SECRET-LINE-4711 = ("  # a syntax error, so that a diagnosis would quote the line
 
@@ -37,7 +37,7 @@ def _toy_exercises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRADER_EXERCISES", str(TOY_EXERCISES))
 
 
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", isolation_levels())
 def test_links_are_refused_and_never_read(tmp_path: Path, cache_dir: Path, level: str) -> None:
     reference = ROOT / "tests" / "fixtures" / "reference" / "toy_scale.py"
     secret = tmp_path / "secrets.txt"
@@ -60,7 +60,7 @@ def test_links_are_refused_and_never_read(tmp_path: Path, cache_dir: Path, level
     assert graded.returncode == 0, graded.stderr  # the file itself, where it lies, is graded
 
 
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", isolation_levels())
 def test_a_shell_expanded_batch_skips_linked_folders(tmp_path: Path, cache_dir: Path, level: str) -> None:
     (tmp_path / "alice").mkdir()
     (tmp_path / "alice" / "solution.py").write_text(CORRECT, encoding="utf-8")
@@ -88,7 +88,7 @@ def test_a_submission_never_runs_as_root(tmp_path: Path, cache_dir: Path) -> Non
         pytest.skip("the grader is not root here: children keep the grader's own user")
     path = tmp_path / "whoami.py"
     path.write_text(CORRECT + "\nimport os\nprint('uid', os.getuid(), os.geteuid())\n", encoding="utf-8")
-    for level in _levels():
+    for level in isolation_levels():
         options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=level)
         report = grade_file(path, exercise_id="toy-scale", options=options)
         assert report.status == "passed"
@@ -152,7 +152,7 @@ def _uid_processes(uid: int) -> list[int]:
     return [pid for pid, _parent in isolation_module._processes_of(uid)]
 
 
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", isolation_levels())
 def test_a_daemon_that_changes_pid_dies_with_its_grading(tmp_path: Path, cache_dir: Path, level: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("without root, children keep the grader's user: no uid of their own to clear (see SECURITY.md)")
@@ -194,7 +194,7 @@ def _wait_for(predicate, limit_s: float = 60.0) -> bool:
     ("target", "how"),
     [("file", signal.SIGINT), ("file", signal.SIGTERM), ("file", signal.SIGKILL), ("batch", signal.SIGKILL)],
 )
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", isolation_levels())
 def test_nothing_outlives_a_stopped_or_killed_grader(
     tmp_path: Path, cache_dir: Path, level: str, target: str, how: int
 ) -> None:
@@ -233,7 +233,7 @@ def test_nothing_outlives_a_stopped_or_killed_grader(
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", isolation_levels())
 def test_a_classmates_file_is_out_of_reach_under_bwrap(tmp_path: Path, cache_dir: Path, level: str) -> None:
     if level != "bwrap":
         pytest.skip("at the process level a world-readable file of a classmate can be read (see SECURITY.md)")

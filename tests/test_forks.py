@@ -24,7 +24,7 @@ from grader.pipeline.grading import ChildStarter, GradeOptions, _ahead_job, grad
 from grader.sandbox import forks
 from grader.sandbox.forks import ForkedChild, ForkServer
 from grader.sandbox.isolation import choose_isolation
-from tests.conftest import HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES
+from tests.conftest import HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES, isolation_levels
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server needs a subreaper (Linux)"),
@@ -36,13 +36,6 @@ CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x
 WRONG = "import numpy as np\n\ndef scale(factor, x):\n    return np.asarray(x, np.float32)\n"
 # Leaves a daemon behind (its own session, the parent gone): the grading's end must still take it away.
 DAEMON = CORRECT + "\nimport os\nif os.fork() == 0:\n    os.setsid()\n    import time\n    time.sleep(600)\n"
-
-
-def _levels() -> list[str]:
-    try:
-        return ["process", "bwrap"] if choose_isolation("bwrap").level == "bwrap" else ["process"]
-    except SandboxError:  # bubblewrap missing or refused here
-        return ["process"]
 
 
 def _toy(cache_dir: Path, level: str = "process") -> tuple[GradeOptions, object]:
@@ -59,7 +52,7 @@ def _threads_of(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", isolation_levels())
 @pytest.mark.parametrize(("source", "status"), [(CORRECT, "passed"), (WRONG, "failed"), (DAEMON, "passed")])
 def test_a_forked_child_is_the_graders_own_and_grades_as_a_fresh_one(
     cache_dir: Path, tmp_path: Path, source: str, status: str, level: str
@@ -119,7 +112,7 @@ def _own_run(seen: dict) -> list[str]:
     return [name for name in seen["tmp"] if name.startswith("grader-run-")]
 
 
-@pytest.mark.skipif("bwrap" not in _levels(), reason="bubblewrap does not work here")
+@pytest.mark.skipif("bwrap" not in isolation_levels(), reason="bubblewrap does not work here")
 def test_children_forked_under_bubblewrap_get_sandboxes_of_their_own(cache_dir: Path, tmp_path: Path) -> None:
     """Two children forked at once, each into its own sandbox, see what a fresh child sees: the sandbox's
     root and /tmp, a PID namespace with only the sandbox in it, no capabilities, no new privileges, no
@@ -214,7 +207,7 @@ def test_a_server_that_fails_to_fork_leaves_children_to_start_fresh(
         starter.close()
 
 
-@pytest.mark.skipif("bwrap" not in _levels(), reason="bubblewrap does not work here")
+@pytest.mark.skipif("bwrap" not in isolation_levels(), reason="bubblewrap does not work here")
 def test_a_child_whose_sandbox_is_not_the_one_bwrap_made_is_never_born(
     cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,13 +17,11 @@ from pathlib import Path
 import pytest
 
 from grader.exercise.spec import discover_exercises
-from grader.pipeline import headstart
 from grader.pipeline.grading import GradeOptions, _submission_job, grade_file
 from grader.pipeline.headstart import HEAD_START_ENV, head_start
 from grader.pipeline.recipe import usable_cache_dir
 from grader.sandbox.start import SpawnedChild
-from tests.conftest import HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES, cli_env, copy_toy_exercise
-from tests.test_hostile import _levels
+from tests.conftest import HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES, cli_env, copy_toy_exercise, isolation_levels
 
 pytestmark = [pytest.mark.usefixtures("contained"), pytest.mark.timeout(HOSTILE_TIMEOUT_S)]
 
@@ -50,7 +48,7 @@ def test_the_command_line_and_the_head_start_import_nothing_heavy() -> None:
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", isolation_levels())
 def test_every_exercise_gets_a_child_made_as_grading_makes_it(level: str, tmp_path: Path, cache_dir: Path) -> None:
     roots = {None: discover_exercises(), (TOY_EXERCISES,): discover_exercises([TOY_EXERCISES])}
     for root, exercises in roots.items():
@@ -68,7 +66,7 @@ def test_every_exercise_gets_a_child_made_as_grading_makes_it(level: str, tmp_pa
                 child.discard()
 
 
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", isolation_levels())
 def test_grading_runs_in_the_head_start_child(level: str, tmp_path: Path, cache_dir: Path) -> None:
     options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=level)
     path = _file(tmp_path, CORRECT)
@@ -76,10 +74,10 @@ def test_grading_runs_in_the_head_start_child(level: str, tmp_path: Path, cache_
     assert child is not None
     try:
         report = grade_file(path, options=options, spawned=child)
+        # its grading ran in it to the end (a child found not to fit is discarded: killed by a signal)
+        assert child.used and child.proc.returncode == 0
     finally:
-        if not child.used:
-            child.discard()
-    assert child.used
+        child.discard()  # does nothing to a child its grading used
     assert report.status == "passed" and report.environment.isolation == level
     alone = grade_file(path, options=options)
     assert [(c.id, c.status) for c in report.cases] == [(c.id, c.status) for c in alone.cases]
@@ -98,28 +96,25 @@ def test_a_child_made_otherwise_is_left_unused(tmp_path: Path, cache_dir: Path) 
         # ended as soon as it was found not to fit: used up, its process collected, its folder gone
         assert child.used and child.proc.returncode is not None and not os.path.exists(child.run_dir)
     finally:
-        child.discard()  # what a caller does with a child left unused: a second discard does nothing
+        child.discard()  # what a caller does with a child left unused: here it does nothing
     assert report.status == "passed"
 
 
 @pytest.mark.parametrize(
-    ("text", "exercise_id"),
+    ("text", "exercise_id", "made_for"),
     [
-        ("def scale(:\n", None),  # does not parse: graded without a child
-        (CORRECT, "no-such-exercise"),  # refused
-        ("def other():\n    pass\n", None),  # no known entry point, and the toy is the only exercise: graded
+        ("def scale(:\n", None, None),  # does not parse: graded without a child
+        (CORRECT, "no-such-exercise", None),  # refused
+        ("def other():\n    pass\n", None, "scale"),  # no known entry point, the toy the only exercise: graded
     ],
 )
-def test_no_head_start_where_none_can_be_made_rightly(
-    text: str, exercise_id: str | None, tmp_path: Path, cache_dir: Path
+def test_a_head_start_only_where_grading_will_start_a_child(
+    text: str, exercise_id: str | None, made_for: str | None, tmp_path: Path, cache_dir: Path
 ) -> None:
     path = _file(tmp_path, text)
     child = head_start(path, exercise_id=exercise_id, cache_dir=cache_dir, isolation="process", roots=[TOY_EXERCISES])
     try:
-        if text.startswith("def other"):
-            assert child is not None and child.template is not None and child.template.entry_point == "scale"
-        else:
-            assert child is None
+        assert (child.template.entry_point if child and child.template else None) == made_for
     finally:
         if child is not None:
             child.discard()
@@ -128,10 +123,7 @@ def test_no_head_start_where_none_can_be_made_rightly(
 def test_the_head_start_can_be_turned_off(tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(HEAD_START_ENV, "0")
     path = _file(tmp_path, CORRECT)
-    assert (
-        headstart.head_start(path, exercise_id=None, cache_dir=cache_dir, isolation="process", roots=[TOY_EXERCISES])
-        is None
-    )
+    assert head_start(path, exercise_id=None, cache_dir=cache_dir, isolation="process", roots=[TOY_EXERCISES]) is None
 
 
 @pytest.mark.parametrize(

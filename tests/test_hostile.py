@@ -27,7 +27,7 @@ from grader.render.terminal import make_console, render_report
 from grader.report.schema import Report
 from grader.sandbox.forks import ForkedChild
 from grader.sandbox.isolation import Isolation, choose_isolation
-from tests.conftest import FIXTURES, HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES
+from tests.conftest import FIXTURES, HOSTILE_TIMEOUT_S, ROOT, TOY_EXERCISES, isolation_levels
 
 pytestmark = pytest.mark.timeout(HOSTILE_TIMEOUT_S)
 
@@ -45,17 +45,7 @@ def scale(factor, x):
 """
 
 
-def _levels() -> list[str]:
-    levels = ["process"]
-    try:
-        if choose_isolation("bwrap").level == "bwrap":
-            levels.insert(0, "bwrap")
-    except Exception:  # noqa: BLE001 - bubblewrap missing or refused: only the process level here
-        pass
-    return levels
-
-
-@pytest.fixture(params=_levels())
+@pytest.fixture(params=isolation_levels())
 def isolation(request: pytest.FixtureRequest) -> Isolation:
     return choose_isolation(request.param)
 
@@ -91,11 +81,12 @@ def attack(tmp_path: Path, cache_dir: Path, isolation: Isolation, start: str, re
             report = grade_file(path, exercise_id="toy-scale", options=options)
         else:
             starter = ChildStarter(options)
+            child = starter.spawn(discover_exercises([TOY_EXERCISES])["toy-scale"])
             try:
-                child = starter.spawn(discover_exercises([TOY_EXERCISES])["toy-scale"])
                 assert isinstance(child.proc, ForkedChild)  # not a fresh interpreter in its place
                 report = grade_file(path, exercise_id="toy-scale", options=options, spawned=child)
             finally:
+                child.discard()  # unless the grading used it (a file that does not parse leaves it unused)
                 starter.close()
         assert report.status != "passed" or may_pass
         assert _digest_tree(ROOT) == repo_digest

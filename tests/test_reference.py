@@ -14,8 +14,7 @@ from grader.exercise.cases import build_cases
 from grader.exercise.spec import load_exercise
 from grader.pipeline.grading import GradeOptions, grade_file
 from grader.pipeline.reference import cache_key
-from tests.conftest import FIXTURES, ROOT, SUBMISSIONS, cli_env, copy_toy_exercise
-from tests.test_hostile import _levels
+from tests.conftest import FIXTURES, ROOT, SUBMISSIONS, cli_env, copy_toy_exercise, isolation_levels
 
 CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x) * np.float32(factor)).astype('f4')\n"
 
@@ -120,7 +119,7 @@ def test_a_failing_reference_runs_again_only_when_it_ended_early(
     assert len(started) == runs + 1
 
 
-@pytest.mark.parametrize("level", _levels())
+@pytest.mark.parametrize("level", isolation_levels())
 def test_a_cache_folder_that_cannot_be_made_is_graded_without(toy: Path, level: str) -> None:
     """A cache only saves time: one that cannot be created (below a file, so even root cannot) is left off,
     alone or in a batch, and the report says so instead of every submission becoming a fault."""

@@ -48,7 +48,7 @@ from grader.pipeline.reference import (
     run_variants,
     wire_cases,
 )
-from grader.pipeline.source import Source, pick_exercise, read_source
+from grader.pipeline.source import Source, known_exercise, pick_exercise, read_source
 from grader.pipeline.stored import stamp_here
 from grader.report.codes import Code
 from grader.report.schema import (
@@ -83,7 +83,7 @@ class GradeOptions:
 
 def named_exercise(exercise_id: str, exercises: dict[str, Exercise]) -> Exercise:
     """The exercise with this id; a usage error that lists the known ones otherwise."""
-    return exercises[pick_exercise(None, exercise_id, _entry_points(exercises))]
+    return exercises[known_exercise(exercise_id, exercises)]
 
 
 def resolve_exercise(source: Source, exercise_id: str | None, exercises: dict[str, Exercise]) -> Exercise:
@@ -281,8 +281,8 @@ def grade_file(
 
     ``spawned``: a child started ahead for this exercise (``spawn_for``, ``ChildStarter``: watch, batches;
     ``headstart``: grade), used instead of starting one; left unused (``spawned.used`` false, the caller
-    discards it) when the file does not parse, and discarded when it was not made for this job (both
-    grading and its caller may call ``discard()``: the second does nothing). ``cancel``: setting it
+    discards it) when the file does not parse, and discarded when it was not made for this job
+    (``discard()`` does nothing to a child used or discarded already). ``cancel``: setting it
     stops the submission's child early (its cases end as cancelled).
     """
     options = options or GradeOptions()

@@ -37,9 +37,9 @@ def head_start(
         return None
     try:
         source = read_source(path)
+        if source.problem is not None:
+            return None  # graded without a child
         glances = {glance.id: glance for glance in glance_at_exercises(roots)}
-        if source.problem is not None or (exercise_id is not None and exercise_id not in glances):
-            return None  # graded without a child, or refused
         glance = glances[pick_exercise(source, exercise_id, {g.id: g.entry_point for g in glances.values()})]
         iso = choose_isolation(isolation)
         job = submission_job(

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,18 +197,22 @@ def closest_name(target: str, names: list[str] | frozenset[str]) -> str | None:
 NEAREST_MARGIN = 0.1  # how much nearer one exercise's entry point must be spelt than the next
 
 
-def pick_exercise(source: Source | None, exercise_id: str | None, entry_points: dict[str, str]) -> str:
+def known_exercise(exercise_id: str, ids: Iterable[str]) -> str:
+    """``exercise_id`` where it is one of ``ids``; a usage error that lists them otherwise."""
+    known = sorted(ids)
+    if exercise_id not in known:
+        raise UsageError(f"unknown exercise {exercise_id!r} (known: {', '.join(known) or 'none'})")
+    return exercise_id
+
+
+def pick_exercise(source: Source, exercise_id: str | None, entry_points: dict[str, str]) -> str:
     """The id of the exercise a file is graded against, from ``entry_points`` (id -> entry point name): the
     one named, else the one whose entry point the file defines, else the only one, else the one whose entry
     point a defined name spells most nearly. A usage error that says why where none can be chosen."""
     if exercise_id is not None:
-        if exercise_id not in entry_points:
-            known = ", ".join(sorted(entry_points)) or "none"
-            raise UsageError(f"unknown exercise {exercise_id!r} (known: {known})")
-        return exercise_id
+        return known_exercise(exercise_id, entry_points)
     if not entry_points:
         raise UsageError("no exercises are installed")
-    assert source is not None, "a file, or an exercise named"
     names = source.names or _names_by_text(source.text, entry_points)
     matches = [e for e, entry in entry_points.items() if entry in names]
     if len(matches) == 1:

@@ -150,8 +150,9 @@ class SpawnedChild:
         return self.template is not None and all(getattr(self.template, k) == getattr(job, k) for k in SPAWN_KEYS)
 
     def discard(self) -> None:
-        """Ends a child that will get no job; it counts as used up. Once only: a second call does nothing."""
-        if self.job_write < 0:
+        """Ends a child that will get no job; it counts as used up. Does nothing to a child used already
+        (its run ended it) or discarded already."""
+        if self.used:
             return
         self.used = True
         kill_group(self.proc)
@@ -159,7 +160,6 @@ class SpawnedChild:
         for fd in (self.job_write, self.channel_read):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self.job_write = self.channel_read = -1
         self.end()
 
     def end(self) -> None:
