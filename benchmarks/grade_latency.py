@@ -10,6 +10,10 @@ each against its own floor; the isolation levels are compared on the first. Usag
 
 The grader's caches (reference outputs, compiled code) live in a temporary folder: one untimed warm-up
 fills them, as any earlier grading on the machine would. ``grade (no cache)`` shows the price without them.
+So does Python's bytecode cache, for every variant alike (``PYTHONPYCACHEPREFIX``): an installed package
+has its modules compiled, and a ``PYTHONDONTWRITEBYTECODE`` in the calling environment would otherwise
+have each run compile the grader's own modules again (jax's and flax's were compiled when pip installed
+them).
 """
 
 from __future__ import annotations
@@ -86,7 +90,8 @@ def main() -> None:
 
     exercises = args.exercise or sorted(discover_exercises())
     cache = Path(tempfile.mkdtemp(prefix="grader-bench-"))
-    env = {**os.environ, "GRADER_CACHE_DIR": str(cache)}
+    env = {**os.environ, "GRADER_CACHE_DIR": str(cache), "PYTHONPYCACHEPREFIX": str(cache / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     # name -> (command, the floor it is measured against, environment variables of its own)
     variants: dict[str, tuple[list[str], str, dict[str, str]]] = {}
     for n, exercise_id in enumerate(exercises):

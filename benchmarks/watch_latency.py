@@ -40,7 +40,9 @@ def main() -> None:
     target = scratch / "submission.py"
     source = (ROOT / args.submission).read_text()
     target.write_text(source)
-    env = {**os.environ, "GRADER_CACHE_DIR": str(cache)}
+    # the cold grading's bytecode cached, as an installed package has it (see grade_latency.py)
+    env = {**os.environ, "GRADER_CACHE_DIR": str(cache), "PYTHONPYCACHEPREFIX": str(cache / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     grade = [sys.executable, "-m", "grader", "grade", str(target), "--format", "json"]
     subprocess.run(grade, env=env, capture_output=True, check=False)  # warm-up: fills the caches
 

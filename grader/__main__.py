@@ -1,3 +1,3 @@
-from grader.cli.app import main
+from grader.cli.launch import main
 
 main()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -241,3 +243,29 @@ def test_the_rich_document_in_a_file_is_plain_at_100_columns_unless_colour_is_as
     plain, coloured = as_text(document), as_text(document, color=True)
     assert "\x1b" not in plain and "\x1b[" in coloured
     assert max(cell_len(line) for line in plain.splitlines()) <= FILE_WIDTH
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_load_renderers_loads_what_rendering_a_report_imports(name: str, reports: dict, tmp_path: Path) -> None:
+    """grade loads the renderers while the child runs (``OutputFormat.modules``): rendering after that
+    imports none of the grader's modules, so the report does not wait on them."""
+    saved = tmp_path / "report.json"
+    saved.write_text(reports["wrong_inverted_flag.py"].model_dump_json(), encoding="utf-8")
+    code = f"""
+import sys
+from pathlib import Path
+from grader.report.schema import Report
+from grader.render.formats import FORMATS, Context, as_text, load_renderers
+report = Report.model_validate_json(Path({str(saved)!r}).read_text(encoding="utf-8"))
+fmt = FORMATS[{name!r}]
+load_renderers([fmt])
+before = set(sys.modules)
+document = fmt.report(report, Context(workspace=Path.cwd()))
+as_text(document)
+if fmt.step_summary is not None:
+    fmt.step_summary(report)
+print(sorted(m for m in set(sys.modules) - before if m.startswith("grader")))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

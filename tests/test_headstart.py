@@ -40,10 +40,18 @@ def _made_as_grading_makes(child: SpawnedChild, exercise_id: str, options: Grade
     return child.fits(_submission_job(exercise, "", "", [], child.isolation, options))
 
 
-def test_the_command_line_and_the_head_start_import_nothing_heavy() -> None:
+@pytest.mark.parametrize(
+    ("modules", "heavy"),
+    [
+        # what runs before the child starts: the launcher's first look and the head start
+        ("grader.cli.launch, grader.pipeline.headstart", "numpy, pydantic, rich, jax, typer"),
+        # what grade imports before it hands the child its job
+        ("grader.cli.app, grader.cli.runs, grader.cli.outputs, grader.pipeline.shard", "numpy, pydantic, rich, jax"),
+    ],
+)
+def test_the_command_line_and_the_head_start_import_nothing_heavy(modules: str, heavy: str) -> None:
     """What runs before the child starts stays light: the point of the head start."""
-    modules = "grader.cli.app, grader.cli.runs, grader.cli.outputs, grader.pipeline.shard, grader.pipeline.headstart"
-    code = f"import sys, {modules}; print(sorted({{'numpy', 'pydantic', 'rich', 'jax'}} & set(sys.modules)))"
+    code = f"import sys, {modules}; print(sorted(set({heavy.split(', ')!r}) & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from grader.sandbox.isolation import remove_tree
+from grader.sandbox.process import _wait_for_exit
 from tests.conftest import HOSTILE_TIMEOUT_S, ROOT
 
 pytestmark = [pytest.mark.usefixtures("contained"), pytest.mark.timeout(HOSTILE_TIMEOUT_S)]
@@ -382,3 +384,53 @@ def test_hidden_cases_give_no_expected_values_away(grade_with_hidden_third) -> N
     assert third.comparison.max_abs_error is None and third.comparison.max_rel_error is None
     assert "hidden case" in third.message and "error" not in third.message
     assert all("third" not in d.message for d in report.diagnoses)
+
+
+def test_the_collector_runs_for_the_submission_with_the_preloads_frozen(grade_toy, tmp_path: Path) -> None:
+    """The harness imports the preloads without the garbage collector, then freezes what they made: the
+    submission finds it on, its own garbage collected as usual."""
+    probe = "import gc\nclass Node:\n    pass\nnode = Node()\nnode.me = node\ndel node\n"
+    probe += "print(gc.isenabled(), gc.get_freeze_count() > 0, gc.collect() >= 1)\n"
+    report = grade_toy(probe + CORRECT, tmp_path)
+    assert report.status == "passed"
+    assert report.output is not None and report.output.stdout.text.strip() == "True True True"
+
+
+def test_remove_tree_removes_what_a_child_left_and_follows_no_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("kept", encoding="utf-8")
+    tree = tmp_path / "run"
+    tree.mkdir()
+    folder = os.open(tree, os.O_RDONLY)
+    for _ in range(1500):  # deeper than Python's own removal recurses (and than PATH_MAX): rm takes over
+        os.mkdir("d", dir_fd=folder)
+        inner = os.open("d", os.O_RDONLY, dir_fd=folder)
+        os.close(folder)
+        folder = inner
+    os.symlink(outside / "keep.txt", "link", dir_fd=folder)
+    os.close(folder)
+    (tree / "link").symlink_to(outside, target_is_directory=True)
+    closed = tree / "closed"
+    (closed / "inner").mkdir(parents=True)
+    (closed / "inner" / "file").write_text("x", encoding="utf-8")
+    closed.chmod(0o500)  # a folder its maker left unwritable
+    remove_tree(str(tree))
+    assert not os.path.lexists(tree)
+    assert (outside / "keep.txt").read_text(encoding="utf-8") == "kept"
+
+
+def test_waiting_for_a_child_to_exit_does_not_reap_it() -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert _wait_for_exit(child.pid, 0.05) is False  # still running: the wait gives up at its timeout
+        assert child.stdin is not None
+        child.stdin.close()
+        assert _wait_for_exit(child.pid, None) is True
+        assert child.poll() == 0  # not reaped by the wait: its status is still there to collect
+    finally:
+        child.kill()
+        child.wait()

@@ -9,13 +9,16 @@ import signal
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from grader.cli.exits import EXIT_INTERRUPTED, EXIT_PASSED, exit_codes, interrupted_by
 from grader.errors import GraderError, UsageError
 from grader.render.formats import FORMATS, format_help
+
+if TYPE_CHECKING:
+    from grader.cli.launch import Ahead
 
 app = typer.Typer(
     name="grader",
@@ -83,6 +86,7 @@ def _options(
 
 @app.command()
 def grade(
+    ctx: typer.Context,
     paths: Annotated[
         list[str],
         typer.Argument(
@@ -160,7 +164,6 @@ def grade(
     """Grade submission files and report the verdicts (exit 0 only when every one passed)."""
     from grader.cli.outputs import Targets, parse_reports
     from grader.cli.runs import grade_many, grade_one
-    from grader.pipeline.headstart import head_start
     from grader.pipeline.recipe import default_cache_dir
     from grader.pipeline.shard import parse_shard
 
@@ -174,26 +177,24 @@ def grade(
         targets = Targets(FORMATS[fmt.value], output, reports, gradebook, output_dir, resume, class_report)
         single = share is None and not _is_batch(paths, gradebook, output_dir, class_report)
         level = isolation.value if isolation else None
-        # One file: its child starts before the grading pipeline is imported (see pipeline/headstart.py).
         cache_dir = None if no_cache else default_cache_dir()
-        head = (
-            head_start(Path(paths[0]), exercise_id=exercise, cache_dir=cache_dir, isolation=level) if single else None
-        )
-        try:
-            from grader.pipeline.grading import GradeOptions
+        # One file's child may have started already, from a first look at the command line (launch.py).
+        ahead: Ahead | None = ctx.obj
+        if ahead is not None and not (single and ahead.started_for == (Path(paths[0]), exercise, cache_dir, level)):
+            ahead.child.discard()  # started for other options than the parsed ones
+            ahead = None
+        from grader.pipeline.grading import GradeOptions
 
-            options = GradeOptions(cache_dir=cache_dir, isolation=level, seed=seed)
-            if class_report is not None:  # before anything is graded
-                from grader.cli.classreport import require_plotting
+        options = GradeOptions(cache_dir=cache_dir, isolation=level, seed=seed)
+        if class_report is not None:  # before anything is graded
+            from grader.cli.classreport import require_plotting
 
-                require_plotting()
-            if single:
-                code = grade_one(Path(paths[0]), exercise, options, targets, color, spawned=head)
-            else:
-                code = grade_many(paths, exercise, options, targets, color, jobs, share)
-        finally:
-            if head is not None and not head.used:
-                head.discard()
+            require_plotting()
+        if single:
+            spawned = ahead.child if ahead is not None else None
+            code = grade_one(Path(paths[0]), exercise, options, targets, color, spawned=spawned)
+        else:
+            code = grade_many(paths, exercise, options, targets, color, jobs, share)
     raise typer.Exit(code)
 
 
@@ -421,9 +422,10 @@ def release(
     typer.echo(f"Learners grade with: GRADER_EXERCISES={out} grader grade FILE")
 
 
-def main() -> None:
-    """Console-script entry point: click's own usage errors exit with 2 as well. What stdout cannot encode
-    (PYTHONIOENCODING=ascii, LANG=C) is written escaped rather than ending the command with exit 3."""
+def main(ahead: Ahead | None = None) -> None:
+    """Runs the command (``launch.main`` calls it, with grade's child when it started one): click's own
+    usage errors exit with 2 as well. What stdout cannot encode (PYTHONIOENCODING=ascii, LANG=C) is
+    written escaped rather than ending the command with exit 3."""
     with contextlib.suppress(AttributeError, ValueError):  # a stream that is not a TextIOWrapper
         sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-    app()
+    app(obj=ahead)

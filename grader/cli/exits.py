@@ -15,11 +15,11 @@ import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import typer
-
 from grader.errors import GraderError, OutputError, UsageError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # typer waits for the first message: the launcher uses this module before it loads typer
+    import typer
+
     from grader.report.schema import BatchReport, Report
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE, EXIT_FAULT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -39,10 +39,14 @@ def exit_code_of(error: GraderError) -> int:
 
 def say(message: str) -> None:
     """A message of the grader on stderr: ``grader: ...``."""
+    import typer
+
     typer.echo(f"grader: {message}", err=True)
 
 
 def fail(message: str, code: int) -> typer.Exit:
+    import typer
+
     say(message)
     return typer.Exit(code)
 

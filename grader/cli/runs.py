@@ -5,6 +5,7 @@ Ctrl-C does. Each returns the exit code (``grader.cli.exits``)."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from grader.cli.exits import batch_exit_code, interrupted_by, report_exit_code, say_batch_problems
 from grader.cli.outputs import BatchOutputs, Targets, open_folders, refuse_single_formats, write_reports
+from grader.render.formats import load_renderers
 
 if TYPE_CHECKING:
     from grader.pipeline.grading import GradeOptions
@@ -37,9 +39,19 @@ def grade_one(
     with contextlib.ExitStack() as stack:
         # Every output's folder is made before the child runs: a child cannot make it first.
         files = open_folders(targets.files(), stack)
-        report = grade_file(path, exercise_id=exercise, options=options, spawned=spawned)
+        documents = ([] if targets.output else [(targets.fmt, None, None)]) + files
+        formats = [fmt for fmt, _path, _folder in documents]
+
+        def meanwhile() -> None:
+            """While the child runs: what the report would wait for after it."""
+            load_renderers(formats)
+            # What is in memory now lives until the command exits: the garbage collector's full passes
+            # over it (tens of milliseconds each, with the grader's imports) would come after the child.
+            gc.freeze()
+
+        report = grade_file(path, exercise_id=exercise, options=options, spawned=spawned, meanwhile=meanwhile)
         record_result(report)
-        unwritten = write_reports(report, ([] if targets.output else [(targets.fmt, None, None)]) + files, color)
+        unwritten = write_reports(report, documents, color)
     return report_exit_code(report, unwritten=unwritten)
 
 

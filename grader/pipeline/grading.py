@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,6 +277,7 @@ def grade_file(
     options: GradeOptions | None = None,
     spawned: SpawnedChild | None = None,
     cancel: threading.Event | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Report:
     """Grades one submission file and returns the finished report. Raises only ``GraderError``.
 
@@ -283,7 +285,8 @@ def grade_file(
     ``headstart``: grade), used instead of starting one; left unused (``spawned.used`` false, the caller
     discards it) when the file does not parse, and discarded when it was not made for this job
     (``discard()`` does nothing to a child used or discarded already). ``cancel``: setting it
-    stops the submission's child early (its cases end as cancelled).
+    stops the submission's child early (its cases end as cancelled). ``meanwhile``: the caller's own work
+    that would otherwise wait for the report (the CLI loads its renderers), done while the child runs.
     """
     options = options or GradeOptions()
     started = time.monotonic()
@@ -325,14 +328,16 @@ def grade_file(
             cancel=cancel,
             runner=options.trusted,
         )
+        environment = describe_environment(backend=expected.backend, isolation=iso, reference_cache=expected.cache)
+        environment = environment.model_copy(update={"cache_detail": cache_detail})
+        if meanwhile is not None:
+            meanwhile()
     except BaseException:
         submission.cancel.set()
         submission.join()
         raise
     run = submission.join()
     results, diagnoses, notes = judge_outputs(exercise, source, cases, wire, run, expected, options, cancel=cancel)
-    environment = describe_environment(backend=expected.backend, isolation=iso, reference_cache=expected.cache)
-    environment = environment.model_copy(update={"cache_detail": cache_detail})
     imported = run.imported
     import_output = (
         captured(imported.stdout, imported.stderr, limit_reached=imported.output_limit) if imported else None

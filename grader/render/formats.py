@@ -11,9 +11,10 @@ not with the registry: the grader starts the submission's child before it loads 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeAlias
@@ -48,6 +49,15 @@ class OutputFormat:
     one_submission: str = ""  # what its document is, named where a batch is refused
     step_summary: Callable[[Report], str] | None = None  # Markdown for $GITHUB_STEP_SUMMARY
     batch_step_summary: Callable[[BatchReport], str] | None = None
+    modules: tuple[str, ...] = ()  # what rendering one report imports when first used (``load_renderers``)
+
+
+def load_renderers(formats: Iterable[OutputFormat]) -> None:
+    """Imports what rendering one report in each of ``formats`` imports when first used: ``grader grade``
+    does it while the submission's child runs, rather than after it, when the report waits on it."""
+    for fmt in formats:
+        for module in fmt.modules:
+            importlib.import_module(module)
 
 
 def backslash_escapes(text: str, encoding: str) -> str:
@@ -141,6 +151,7 @@ FORMATS: Mapping[str, OutputFormat] = MappingProxyType(
         for entry in (
             OutputFormat(
                 name="rich",
+                modules=("grader.render.terminal",),
                 description="for people",
                 suffix=".txt",
                 media_type="text/plain",
@@ -150,6 +161,7 @@ FORMATS: Mapping[str, OutputFormat] = MappingProxyType(
             ),
             OutputFormat(
                 name="json",
+                modules=("grader.render.json",),
                 description="the report",
                 suffix=".json",
                 media_type="application/json",
@@ -159,6 +171,7 @@ FORMATS: Mapping[str, OutputFormat] = MappingProxyType(
             ),
             OutputFormat(
                 name="gradescope",
+                modules=("grader.render.gradescope",),
                 description="results.json",
                 suffix=".json",
                 media_type="application/json",
@@ -169,6 +182,7 @@ FORMATS: Mapping[str, OutputFormat] = MappingProxyType(
             ),
             OutputFormat(
                 name="junit",
+                modules=("grader.render.junit",),
                 description="JUnit XML",
                 suffix=".xml",
                 media_type="application/xml",
@@ -178,6 +192,7 @@ FORMATS: Mapping[str, OutputFormat] = MappingProxyType(
             ),
             OutputFormat(
                 name="github",
+                modules=("grader.render.github",),
                 description="workflow annotations (and a summary in $GITHUB_STEP_SUMMARY)",
                 suffix=".txt",
                 media_type="text/plain",

@@ -244,6 +244,17 @@ def _has_exited(pid: int) -> bool:
 
 
 def _wait_for_exit(pid: int, timeout: float | None) -> bool:
+    """Whether the child exited within ``timeout`` seconds (None: however long it takes), without reaping
+    it. A pidfd wakes this the moment it exits; where there is none (an old kernel), it polls."""
+    with contextlib.suppress(OSError, AttributeError):
+        pidfd = os.pidfd_open(pid)
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(pidfd, selectors.EVENT_READ)
+                selector.select(timeout)
+        finally:
+            os.close(pidfd)
+        return _has_exited(pid)
     deadline = None if timeout is None else time.monotonic() + timeout
     while not _has_exited(pid):
         if deadline is not None and time.monotonic() >= deadline:

@@ -1,0 +1,119 @@
+"""The ``grader`` command's entry point (``grader``, ``python -m grader``), which gives ``grader grade FILE``
+its head start (``pipeline/headstart.py``): a first look at the command line, before typer is imported,
+starts the file's child, so that its imports of jax and flax overlap typer's loading and parsing, the
+grader's imports and the exercise's loading.
+
+The look is a guess, as the head start's look at the specs is. It knows grade's options by name
+(``VALUE_OPTIONS``, ``FLAGS``, ``BATCH_ONLY``: a test pins them to the command's), gives up on anything
+else, and ``grade`` uses the child only where the options typer parsed are the ones it was started for.
+Every other command goes straight to ``app``. Nothing here imports typer, numpy or pydantic.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from grader.cli.exits import EXIT_INTERRUPTED, interrupted_by, say
+
+if TYPE_CHECKING:
+    from grader.sandbox.start import SpawnedChild
+
+# grade's options as the first look knows them, with the name the head start reads each by ("": not read).
+VALUE_OPTIONS = {
+    "--exercise": "exercise",
+    "-e": "exercise",
+    "--isolation": "isolation",
+    "--format": "",
+    "-f": "",
+    "--output": "",
+    "-o": "",
+    "--report": "",
+    "--seed": "",
+    "--jobs": "",
+    "-j": "",
+}
+FLAGS = {"--no-cache": "no_cache", "--color": "", "--no-color": "", "--resume": ""}
+BATCH_ONLY = frozenset({"--gradebook", "--output-dir", "--class-report", "--shard"})  # a batch: no head start
+
+
+class Ahead(NamedTuple):
+    """A child started from the first look, and what for: the file, --exercise, the cache folder and
+    --isolation as the look read them."""
+
+    child: SpawnedChild
+    started_for: tuple[Path, str | None, Path | None, str | None]
+
+
+def first_look(args: list[str]) -> tuple[Path, dict[str, str | bool]] | None:
+    """grade's one file, and the options the head start reads, from grade's arguments as written; None
+    where they name several files or none, an option only a batch has, or anything this look does not
+    know (``--help``, short options run together, a misspelling: typer will say)."""
+    paths: list[str] = []
+    seen: dict[str, str | bool] = {}
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            paths.extend(tokens)
+            break
+        if not token.startswith("-") or token == "-":
+            paths.append(token)
+            continue
+        name, equals, value = token.partition("=") if token.startswith("--") else (token, "", "")
+        if name in VALUE_OPTIONS:
+            if not equals:
+                following = next(tokens, None)
+                if following is None:
+                    return None
+                value = following
+            seen[VALUE_OPTIONS[name]] = value
+        elif name in FLAGS and not equals:
+            seen[FLAGS[name]] = True
+        else:
+            return None
+    seen.pop("", None)
+    return (Path(paths[0]), seen) if len(paths) == 1 else None
+
+
+def look_ahead(args: list[str]) -> Ahead | None:
+    """The head start for grade's arguments ``args``, where the first look finds one file."""
+    look = first_look(args)
+    if look is None or not look[0].is_file():
+        return None
+    path, seen = look
+    from grader.pipeline.headstart import head_start
+    from grader.pipeline.recipe import default_cache_dir
+
+    exercise, isolation = seen.get("exercise"), seen.get("isolation")
+    exercise = exercise if isinstance(exercise, str) else None
+    isolation = isolation if isinstance(isolation, str) else None
+    cache_dir = None if seen.get("no_cache") else default_cache_dir()
+    child = head_start(path, exercise_id=exercise, cache_dir=cache_dir, isolation=isolation)
+    return None if child is None else Ahead(child, (path, exercise, cache_dir, isolation))
+
+
+def main() -> None:
+    """Runs the command. For ``grade``, SIGTERM and SIGHUP end it as Ctrl-C does from the first look on
+    (a cancelled CI job, a closed terminal: the child ended, its folder removed, exit 130), and a child
+    started ahead is ended when the command ends, unless its grading used it."""
+    from_grade = sys.argv[1:2] == ["grade"]
+    if not from_grade:
+        from grader.cli.app import main as run
+
+        run()
+        return
+    ahead = None
+    with interrupted_by(signal.SIGTERM, signal.SIGHUP):
+        try:
+            ahead = look_ahead(sys.argv[2:])
+            from grader.cli.app import main as run
+
+            run(ahead)
+        except KeyboardInterrupt:  # before typer runs (which ends an interrupted command with 130 itself)
+            say("interrupted")
+            raise SystemExit(EXIT_INTERRUPTED) from None
+        finally:
+            if ahead is not None:
+                ahead.child.discard()  # does nothing to a child its grading used
