@@ -109,6 +109,26 @@ def test_a_child_made_otherwise_is_left_unused(tmp_path: Path, cache_dir: Path) 
 
 
 @pytest.mark.parametrize(
+    ("started", "asked"), [(a, b) for a in isolation_levels() for b in isolation_levels() if a != b]
+)
+def test_a_child_at_another_isolation_level_is_never_used(
+    started: str, asked: str, tmp_path: Path, cache_dir: Path
+) -> None:
+    """However it came to be started, a child sandboxed otherwise than the grading asks is ended, and the
+    file is graded at the level asked (a weaker sandbox must never stand in for a stronger one)."""
+    options = GradeOptions(cache_dir=cache_dir, exercise_roots=[TOY_EXERCISES], isolation=asked)
+    path = _file(tmp_path, CORRECT)
+    child = head_start(path, exercise_id="toy-scale", cache_dir=cache_dir, isolation=started, roots=[TOY_EXERCISES])
+    assert child is not None and child.isolation.level == started
+    try:
+        report = grade_file(path, options=options, spawned=child)
+        assert child.used and child.proc.returncode is not None and child.proc.returncode != 0  # ended unused
+    finally:
+        child.discard()
+    assert report.status == "passed" and report.environment.isolation == asked
+
+
+@pytest.mark.parametrize(
     ("text", "exercise_id", "made_for"),
     [
         ("def scale(:\n", None, None),  # does not parse: graded without a child

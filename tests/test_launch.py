@@ -102,15 +102,20 @@ DRIVER = textwrap.dedent(
 
 
 def _grade_through_the_launcher(tmp_path: Path, cache_dir: Path, *args: str) -> tuple[int, dict, dict | None]:
+    """The command's exit code, what became of the child the first look started, and the JSON report;
+    it checks that no run folder is left in the command's temporary folder."""
+    temp = tmp_path / "temp"
+    temp.mkdir(exist_ok=True)
     result = subprocess.run(
         [sys.executable, "-c", DRIVER, "grade", *args],
         capture_output=True,
         text=True,
-        env=cli_env(cache_dir, GRADER_EXERCISES=str(TOY_EXERCISES)),
+        env=cli_env(cache_dir, GRADER_EXERCISES=str(TOY_EXERCISES), TMPDIR=str(temp)),
         cwd=tmp_path,
         timeout=120,
     )
     child = json.loads(result.stderr.strip().splitlines()[-1])
+    assert sorted(p.name for p in temp.iterdir() if p.name.startswith("grader-")) == []
     return result.returncode, child, json.loads(result.stdout) if result.stdout.strip() else None
 
 
@@ -143,7 +148,7 @@ def test_a_usage_error_ends_the_child_the_first_look_started(tmp_path: Path, cac
         tmp_path, cache_dir, "submission.py", "--isolation", "process", "--seed", "not-a-number"
     )
     assert code == 2
-    assert child["started"] and child["exit"] != 0  # started, then ended unused
+    assert child["started"] and child["exit"] is not None and child["exit"] < 0  # started, then killed unused
 
 
 @pytest.mark.usefixtures("contained")
@@ -173,3 +178,23 @@ def test_python_m_grader_and_the_console_script_start_at_the_launcher() -> None:
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'grader = "grader.cli.launch:main"' in text
     assert "from grader.cli.launch import main" in (ROOT / "grader" / "__main__.py").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["a" * 5000, "closed/submission.py"])
+def test_a_path_that_cannot_be_looked_at_is_a_usage_error(name: str, tmp_path: Path, cache_dir: Path) -> None:
+    """Too long a name, or a folder on the way that cannot be entered: grade says it cannot read the file
+    (exit 2), and neither the first look nor grade fails on it."""
+    (tmp_path / "closed").mkdir(mode=0o000)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "grader", "grade", name, "--format", "json"],
+            capture_output=True,
+            text=True,
+            env=cli_env(cache_dir, GRADER_EXERCISES=str(TOY_EXERCISES)),
+            cwd=tmp_path,
+            timeout=120,
+        )
+    finally:
+        (tmp_path / "closed").chmod(0o755)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("grader: ") and "internal error" not in result.stderr

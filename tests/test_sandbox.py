@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.sandbox import isolation
 from grader.sandbox.isolation import remove_tree
 from grader.sandbox.process import _wait_for_exit
 from tests.conftest import HOSTILE_TIMEOUT_S, ROOT
@@ -396,14 +397,11 @@ def test_the_collector_runs_for_the_submission_with_the_preloads_frozen(grade_to
     assert report.output is not None and report.output.stdout.text.strip() == "True True True"
 
 
-def test_remove_tree_removes_what_a_child_left_and_follows_no_link(tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "keep.txt").write_text("kept", encoding="utf-8")
-    tree = tmp_path / "run"
+def _tree_with_links(tree: Path, outside: Path, depth: int) -> None:
+    """A tree as a child could leave it: ``depth`` folders deep, links out of it, a folder left unwritable."""
     tree.mkdir()
     folder = os.open(tree, os.O_RDONLY)
-    for _ in range(1500):  # deeper than Python's own removal recurses (and than PATH_MAX): rm takes over
+    for _ in range(depth):  # by descriptor: a deep path would pass PATH_MAX
         os.mkdir("d", dir_fd=folder)
         inner = os.open("d", os.O_RDONLY, dir_fd=folder)
         os.close(folder)
@@ -414,10 +412,33 @@ def test_remove_tree_removes_what_a_child_left_and_follows_no_link(tmp_path: Pat
     closed = tree / "closed"
     (closed / "inner").mkdir(parents=True)
     (closed / "inner" / "file").write_text("x", encoding="utf-8")
-    closed.chmod(0o500)  # a folder its maker left unwritable
+    closed.chmod(0o500)
+
+
+@pytest.mark.parametrize("depth", [3, 1500])  # small: removed in-process; deep: chmod and rm take over
+def test_remove_tree_removes_what_a_child_left_and_follows_no_link(
+    depth: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("kept", encoding="utf-8")
+    tree = tmp_path / "run"
+    _tree_with_links(tree, outside, depth)
+    spawned: list[list[str]] = []
+    run = isolation.subprocess.run
+
+    def recorded(command: list[str], **kwargs: object) -> object:
+        spawned.append(command)
+        return run(command, **kwargs)
+
+    monkeypatch.setattr(isolation.subprocess, "run", recorded)
     remove_tree(str(tree))
     assert not os.path.lexists(tree)
     assert (outside / "keep.txt").read_text(encoding="utf-8") == "kept"
+    if os.geteuid() == 0 and depth <= isolation.SMALL_TREE_DEPTH:  # (not root: the closed folder needs chmod)
+        assert spawned == []
+    if depth > isolation.SMALL_TREE_DEPTH:
+        assert [command[0] for command in spawned] == ["chmod", "rm"]
 
 
 def test_waiting_for_a_child_to_exit_does_not_reap_it() -> None:
@@ -431,6 +452,7 @@ def test_waiting_for_a_child_to_exit_does_not_reap_it() -> None:
         child.stdin.close()
         assert _wait_for_exit(child.pid, None) is True
         assert child.poll() == 0  # not reaped by the wait: its status is still there to collect
+        assert _wait_for_exit(child.pid, None) is True  # and one reaped already counts as exited
     finally:
         child.kill()
         child.wait()

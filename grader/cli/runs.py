@@ -45,10 +45,14 @@ def grade_one(
         def meanwhile() -> None:
             """While the child runs: what the report would wait for after it."""
             load_renderers(formats)
-            # What is in memory now lives until the command exits: the garbage collector's full passes
-            # over it (tens of milliseconds each, with the grader's imports) would come after the child.
-            gc.freeze()
+            # What is in memory now (the grader's modules, mostly) outlives the grading: frozen, it is left
+            # out of the garbage collector's full passes, which would otherwise come after the child
+            # (tens of milliseconds each). Thawed once the report is written, where nothing else froze.
+            if not frozen_before:
+                gc.freeze()
 
+        frozen_before = gc.get_freeze_count()
+        stack.callback(lambda: None if frozen_before else gc.unfreeze())
         report = grade_file(path, exercise_id=exercise, options=options, spawned=spawned, meanwhile=meanwhile)
         record_result(report)
         unwritten = write_reports(report, documents, color)

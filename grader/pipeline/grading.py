@@ -283,7 +283,8 @@ def grade_file(
 
     ``spawned``: a child started ahead for this exercise (``spawn_for``, ``ChildStarter``: watch, batches;
     ``headstart``: grade), used instead of starting one; left unused (``spawned.used`` false, the caller
-    discards it) when the file does not parse, and discarded when it was not made for this job
+    discards it) when the file does not parse, and discarded when it was not made for this job or at
+    another isolation level than ``options`` asks
     (``discard()`` does nothing to a child used or discarded already). ``cancel``: setting it
     stops the submission's child early (its cases end as cancelled). ``meanwhile``: the caller's own work
     that would otherwise wait for the report (the CLI loads its renderers), done while the child runs.
@@ -311,11 +312,12 @@ def grade_file(
             seed=options.seed,
         )
     wire = wire_cases(exercise, cases)
-    iso = spawned.isolation if spawned else choose_isolation(options.isolation)
+    wanted = choose_isolation(options.isolation)
+    iso = spawned.isolation if spawned is not None and spawned.isolation.level == wanted.level else wanted
     job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
-    if spawned is not None and not spawned.fits(job):  # started from a guess that was wrong: ended now
-        spawned.discard()
-        spawned, iso = None, choose_isolation(options.isolation)
+    if spawned is not None and (iso is not spawned.isolation or not spawned.fits(job)):
+        spawned.discard()  # started at another isolation level, or from a guess that was wrong: ended now
+        spawned, iso = None, wanted
         job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
     submission = _BackgroundChild(job, _limits(exercise), iso, spawned, cancel)
     try:

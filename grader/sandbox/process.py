@@ -249,6 +249,11 @@ def _wait_for_exit(pid: int, timeout: float | None) -> bool:
     with contextlib.suppress(OSError, AttributeError):
         pidfd = os.pidfd_open(pid)
         try:
+            try:  # through the pidfd, which names this process even if ``pid`` was reaped and reused since
+                if os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                    return True
+            except ChildProcessError:
+                return True  # not a child of this process (any more): nothing to wait for
             with selectors.DefaultSelector() as selector:
                 selector.register(pidfd, selectors.EVENT_READ)
                 selector.select(timeout)
