@@ -37,7 +37,7 @@ def _file(tmp_path: Path, text: str, name: str = "submission.py") -> Path:
 def _made_as_grading_makes(child: SpawnedChild, exercise_id: str, options: GradeOptions) -> bool:
     exercise = discover_exercises(options.exercise_roots)[exercise_id]
     options = GradeOptions(cache_dir=usable_cache_dir(options.cache_dir)[0], exercise_roots=options.exercise_roots)
-    return child.fits(_submission_job(exercise, "", "", [], child.isolation, options))
+    return child.fits(_submission_job(exercise, "", "", [], child.isolation, options), child.isolation)
 
 
 @pytest.mark.parametrize(

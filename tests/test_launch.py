@@ -26,13 +26,16 @@ CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["a.py"], ("a.py", {})),
-        (["a.py", "--format", "json", "-o", "r.json"], ("a.py", {})),
-        (["--exercise", "x", "a.py"], ("a.py", {"exercise": "x"})),
-        (["-e", "x", "a.py", "--exercise=y"], ("a.py", {"exercise": "y"})),  # the last one counts, as in typer
-        (["a.py", "--isolation=process", "--no-cache"], ("a.py", {"isolation": "process", "no_cache": True})),
-        (["--report", "json=r.json", "--report", "junit=r.xml", "--seed", "3", "--no-color", "a.py"], ("a.py", {})),
-        (["--", "-odd-name.py"], ("-odd-name.py", {})),
+        (["a.py"], ("a.py", {}, set())),
+        (["a.py", "--format", "json", "-o", "r.json"], ("a.py", {}, set())),
+        (["--exercise", "x", "a.py"], ("a.py", {"exercise": "x"}, set())),
+        (["-e", "x", "a.py", "--exercise=y"], ("a.py", {"exercise": "y"}, set())),  # the last one counts, as in typer
+        (["a.py", "--isolation=process", "--no-cache"], ("a.py", {"isolation": "process"}, {"no_cache"})),
+        (
+            ["--report", "json=r.json", "--report", "junit=r.xml", "--seed", "3", "--no-color", "a.py"],
+            ("a.py", {}, set()),
+        ),
+        (["--", "-odd-name.py"], ("-odd-name.py", {}, set())),
         (["a.py", "b.py"], None),  # a batch
         ([], None),
         (["a.py", "--gradebook", "g.csv"], None),  # only a batch writes a gradebook
@@ -45,10 +48,10 @@ CORRECT = "import numpy as np\n\ndef scale(factor, x):\n    return (np.asarray(x
     ],
 )
 def test_the_first_look_reads_one_file_and_the_options_the_head_start_needs(
-    args: list[str], expected: tuple[str, dict] | None
+    args: list[str], expected: tuple[str, dict, set] | None
 ) -> None:
     look = first_look(args)
-    assert (None if look is None else (str(look[0]), look[1])) == expected
+    assert (None if look is None else (str(look.path), look.values, set(look.flags))) == expected
 
 
 def test_the_first_look_knows_each_option_of_grade_as_the_command_defines_it() -> None:

@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from grader.errors import GraderError, OutputError, UsageError
@@ -78,12 +78,27 @@ def interrupted_by(*signums: signal.Signals) -> Iterator[None]:
     def _stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    before = {signum: signal.signal(signum, _stop) for signum in signums}
+    with _handled(_stop, signums):
+        yield
+
+
+@contextlib.contextmanager
+def signals_ignored(*signums: signal.Signals) -> Iterator[None]:
+    """While the block runs, ``signums`` are ignored: cleaning up that a second Ctrl-C would cut short."""
+    with _handled(signal.SIG_IGN, signums):
+        yield
+
+
+@contextlib.contextmanager
+def _handled(
+    handler: Callable[[int, object], None] | signal.Handlers, signums: tuple[signal.Signals, ...]
+) -> Iterator[None]:
+    before = {signum: signal.signal(signum, handler) for signum in signums}
     try:
         yield
     finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)
+        for signum, previous in before.items():
+            signal.signal(signum, previous)
 
 
 def report_exit_code(report: Report, *, unwritten: int = 0) -> int:

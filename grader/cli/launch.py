@@ -11,15 +11,13 @@ Every other command goes straight to ``app``. Nothing here imports typer, numpy 
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from grader.cli.exits import EXIT_INTERRUPTED, interrupted_by, say
+from grader.cli.exits import EXIT_INTERRUPTED, interrupted_by, say, signals_ignored
 
 if TYPE_CHECKING:
     from grader.sandbox.start import SpawnedChild
@@ -50,12 +48,22 @@ class Ahead(NamedTuple):
     started_for: tuple[Path, str | None, Path | None, str | None]
 
 
-def first_look(args: list[str]) -> tuple[Path, dict[str, str | bool]] | None:
-    """grade's one file, and the options the head start reads, from grade's arguments as written; None
-    where they name several files or none, an option only a batch has, or anything this look does not
-    know (``--help``, short options run together, a misspelling: typer will say)."""
+class Look(NamedTuple):
+    """What the first look found: grade's one file, the values of the options the head start reads, and
+    the flags among them that were given."""
+
+    path: Path
+    values: dict[str, str]
+    flags: frozenset[str]
+
+
+def first_look(args: list[str]) -> Look | None:
+    """What grade's arguments, as written, say of the one file it grades; None where they name several
+    files or none, an option only a batch has, or anything this look does not know (``--help``, short
+    options run together, a misspelling: typer will say)."""
     paths: list[str] = []
-    seen: dict[str, str | bool] = {}
+    values: dict[str, str] = {}
+    flags: set[str] = set()
     tokens = iter(args)
     for token in tokens:
         if token == "--":
@@ -71,13 +79,14 @@ def first_look(args: list[str]) -> tuple[Path, dict[str, str | bool]] | None:
                 if following is None:
                     return None
                 value = following
-            seen[VALUE_OPTIONS[name]] = value
+            values[VALUE_OPTIONS[name]] = value
         elif name in FLAGS and not equals:
-            seen[FLAGS[name]] = True
+            flags.add(FLAGS[name])
         else:
             return None
-    seen.pop("", None)
-    return (Path(paths[0]), seen) if len(paths) == 1 else None
+    values.pop("", None)
+    flags.discard("")
+    return Look(Path(paths[0]), values, frozenset(flags)) if len(paths) == 1 else None
 
 
 def look_ahead(args: list[str]) -> Ahead | None:
@@ -85,20 +94,17 @@ def look_ahead(args: list[str]) -> Ahead | None:
     cannot even be looked at, too long or behind a closed folder, is left to grade to report)."""
     look = first_look(args)
     try:
-        if look is None or not look[0].is_file():
+        if look is None or not look.path.is_file():
             return None
     except OSError:
         return None
-    path, seen = look
     from grader.pipeline.headstart import head_start
     from grader.pipeline.recipe import default_cache_dir
 
-    exercise, isolation = seen.get("exercise"), seen.get("isolation")
-    exercise = exercise if isinstance(exercise, str) else None
-    isolation = isolation if isinstance(isolation, str) else None
-    cache_dir = None if seen.get("no_cache") else default_cache_dir()
-    child = head_start(path, exercise_id=exercise, cache_dir=cache_dir, isolation=isolation)
-    return None if child is None else Ahead(child, (path, exercise, cache_dir, isolation))
+    exercise, isolation = look.values.get("exercise"), look.values.get("isolation")
+    cache_dir = None if "no_cache" in look.flags else default_cache_dir()
+    child = head_start(look.path, exercise_id=exercise, cache_dir=cache_dir, isolation=isolation)
+    return None if child is None else Ahead(child, (look.path, exercise, cache_dir, isolation))
 
 
 def main() -> None:
@@ -131,17 +137,5 @@ def _grade() -> None:
             raise SystemExit(EXIT_INTERRUPTED) from None
         finally:
             if ahead is not None:
-                with _signals_ignored(signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                with signals_ignored(signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # ending it anyway
                     ahead.child.discard()  # does nothing to a child its grading used
-
-
-@contextlib.contextmanager
-def _signals_ignored(*signums: signal.Signals) -> Iterator[None]:
-    """A second Ctrl-C (or SIGTERM) while the child is being ended would leave it half done: the
-    command is ending anyway."""
-    before = {signum: signal.signal(signum, signal.SIG_IGN) for signum in signums}
-    try:
-        yield
-    finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)

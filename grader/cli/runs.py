@@ -41,6 +41,8 @@ def grade_one(
         files = open_folders(targets.files(), stack)
         documents = ([] if targets.output else [(targets.fmt, None, None)]) + files
         formats = [fmt for fmt, _path, _folder in documents]
+        frozen_before = gc.get_freeze_count()
+        stack.callback(lambda: None if frozen_before else gc.unfreeze())
 
         def meanwhile() -> None:
             """While the child runs: what the report would wait for after it."""
@@ -51,8 +53,6 @@ def grade_one(
             if not frozen_before:
                 gc.freeze()
 
-        frozen_before = gc.get_freeze_count()
-        stack.callback(lambda: None if frozen_before else gc.unfreeze())
         report = grade_file(path, exercise_id=exercise, options=options, spawned=spawned, meanwhile=meanwhile)
         record_result(report)
         unwritten = write_reports(report, documents, color)

@@ -283,9 +283,9 @@ def grade_file(
 
     ``spawned``: a child started ahead for this exercise (``spawn_for``, ``ChildStarter``: watch, batches;
     ``headstart``: grade), used instead of starting one; left unused (``spawned.used`` false, the caller
-    discards it) when the file does not parse, and discarded when it was not made for this job or at
-    another isolation level than ``options`` asks
-    (``discard()`` does nothing to a child used or discarded already). ``cancel``: setting it
+    discards it) when the file does not parse, and discarded when it does not fit this job
+    (``SpawnedChild.fits``: another isolation level, preloads, environment or mounts; ``discard()`` does
+    nothing to a child used or discarded already). ``cancel``: setting it
     stops the submission's child early (its cases end as cancelled). ``meanwhile``: the caller's own work
     that would otherwise wait for the report (the CLI loads its renderers), done while the child runs.
     """
@@ -313,10 +313,10 @@ def grade_file(
         )
     wire = wire_cases(exercise, cases)
     wanted = choose_isolation(options.isolation)
-    iso = spawned.isolation if spawned is not None and spawned.isolation.level == wanted.level else wanted
+    iso = spawned.isolation if spawned is not None else wanted  # the same level, with a uid of the child's
     job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
-    if spawned is not None and (iso is not spawned.isolation or not spawned.fits(job)):
-        spawned.discard()  # started at another isolation level, or from a guess that was wrong: ended now
+    if spawned is not None and not spawned.fits(job, wanted):
+        spawned.discard()  # started from a guess that was wrong: ended now
         spawned, iso = None, wanted
         job = _submission_job(exercise, source.text, str(source.path), wire, iso, options)
     submission = _BackgroundChild(job, _limits(exercise), iso, spawned, cancel)

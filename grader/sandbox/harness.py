@@ -193,10 +193,17 @@ def _strip_sys_path(hidden: list[str]) -> None:
 
 
 def _preload(modules: list[str]) -> dict:
-    """Imports the preloads, without the garbage collector: what modules make lives until the process
+    """Imports the preloads (frozen, see ``_import_frozen``) and says which versions and backend loaded."""
+    versions = _import_frozen(modules)
+    backend = sys.modules["jax"].default_backend() if "jax" in sys.modules else None
+    return {"modules": versions, "backend": backend}
+
+
+def _import_frozen(modules: list[str]) -> dict[str, str]:
+    """Imports ``modules`` without the garbage collector: what modules make lives until the process
     exits, and the collector's passes over it cost a tenth of a second with jax (the few cycles the imports
-    leave are kept). Then it is frozen, as the fork server does, so that the submission's collections do
-    not walk it again; its own garbage is collected as usual."""
+    leave are kept). Then it is frozen, so that later collections (the submission's; a forked child's,
+    which would copy every page they touch) do not walk it again. Returns the modules' versions."""
     import gc
     import importlib
 
@@ -204,17 +211,13 @@ def _preload(modules: list[str]) -> dict:
     gc.disable()
     try:
         for name in modules:
-            module = importlib.import_module(name)
-            version = getattr(module, "__version__", None)
+            version = getattr(importlib.import_module(name), "__version__", None)
             if isinstance(version, str):
                 versions[name] = version
-        backend = None
-        if "jax" in sys.modules:
-            backend = sys.modules["jax"].default_backend()
     finally:
         gc.enable()
         gc.freeze()
-    return {"modules": versions, "backend": backend}
+    return versions
 
 
 def _apply_limits(limits: dict) -> None:
@@ -635,14 +638,9 @@ def serve_forks(argv: list[str]) -> None:
     fresh process: hello, warm-up, job, limits, lower privileges, submission. The server ends when the
     grader closes the socket (it exited, however it died).
     """
-    import importlib
     import socket
 
-    for name in [name for name in argv[3].split(",") if name]:
-        importlib.import_module(name)
-    import gc
-
-    gc.freeze()  # what the imports made is never scanned again: a child's collections copy none of its pages
+    _import_frozen([name for name in argv[3].split(",") if name])  # nothing computed: see above
     control = socket.socket(fileno=int(argv[2]))
     control.sendall(b"ready\n")
     while True:

@@ -144,10 +144,13 @@ class SpawnedChild:
     holder: subprocess.Popen | None = None
     template: ChildJob | None = None  # the job it was started for (its job's source and cases came later)
 
-    def fits(self, job: ChildJob) -> bool:
-        """Whether this child was started for jobs like ``job``: the same preloads, environment and mounts
-        (a child started from a guess, ``pipeline.headstart``, may not be)."""
-        return self.template is not None and all(getattr(self.template, k) == getattr(job, k) for k in SPAWN_KEYS)
+    def fits(self, job: ChildJob, isolation: Isolation) -> bool:
+        """Whether this child was started for jobs like ``job`` at the level of ``isolation``: sandboxed as
+        asked (never more weakly), with the same preloads, environment and mounts (a child started from a
+        guess, ``pipeline.headstart``, may not be)."""
+        if self.template is None or self.isolation.level != isolation.level:
+            return False
+        return all(getattr(self.template, k) == getattr(job, k) for k in SPAWN_KEYS)
 
     def discard(self) -> None:
         """Ends a child that will get no job; it counts as used up. Does nothing to a child used already
